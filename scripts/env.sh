@@ -1,0 +1,23 @@
+# Sourced by every script: one place for the local layout (all inside the checkout, all ignored by git).
+RAGOPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export RAGOPS_ROOT
+export RAGOPS_LOCAL="${RAGOPS_LOCAL:-$RAGOPS_ROOT/.local}"
+export RAGOPS_VENV="${RAGOPS_VENV:-$RAGOPS_ROOT/.venv}"
+export RAGOPS_PGPORT="${RAGOPS_PGPORT:-54329}"
+export RAGOPS_PGDATA="${RAGOPS_PGDATA:-$RAGOPS_LOCAL/pgdata}"
+export RAGOPS_PG_DSN="${RAGOPS_PG_DSN:-postgresql://ragops:ragops@127.0.0.1:$RAGOPS_PGPORT/ragops}"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$RAGOPS_LOCAL/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$RAGOPS_ROOT/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$RAGOPS_ROOT/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG="${AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG:-4}"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-postgresql+psycopg2://ragops:ragops@127.0.0.1:$RAGOPS_PGPORT/airflow}"
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
+export AIRFLOW__CORE__UNIT_TEST_MODE="${AIRFLOW__CORE__UNIT_TEST_MODE:-False}"
+export PYTHONPATH="$RAGOPS_ROOT/include${PYTHONPATH:+:$PYTHONPATH}"
+# No model hub here or in most locked-down clusters: models load from package paths or artifact URIs.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export RAGOPS_ARTIFACT_ROOT="${RAGOPS_ARTIFACT_ROOT:-$RAGOPS_LOCAL/artifacts}"
+export RAGOPS_VECTOR_DIR="${RAGOPS_VECTOR_DIR:-$RAGOPS_LOCAL/vectors}"
