@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,12 +195,11 @@ class Registry:
         self.schema = schema
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> Generator[Any, None, None]:
         conn = psycopg2.connect(self.dsn, options=f"-c search_path={self.schema}")
         try:
-            with conn:
-                with conn.cursor() as cur:
-                    yield cur
+            with conn, conn.cursor() as cur:
+                yield cur
         finally:
             conn.close()
 

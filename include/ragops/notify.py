@@ -34,7 +34,7 @@ class Notifier:
             try:
                 send(title, f"{message}\n{context}" if context else message)
                 reached.append(name)
-            except Exception:  # noqa: BLE001 - a broken channel must not swallow the alert
+            except Exception:  # a broken channel must not swallow the alert
                 log.exception("alert channel %s failed for %r", name, title)
         if self.registry is not None:
             self.registry.record_alert(run_key, severity, title, message, context, reached)

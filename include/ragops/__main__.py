@@ -1,0 +1,3 @@
+from ragops.cli import main
+
+raise SystemExit(main())
