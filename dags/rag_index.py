@@ -32,6 +32,7 @@ as `s3://aws_default@bucket/ragops`), `ragops_vector_dir` (embedded store only).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
@@ -214,16 +215,20 @@ def rag_index():
         ti = context["ti"]
         states = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
         failed = sorted(t for t, state in states.get(context["run_id"], {}).items()
-                        if state in ("failed", "upstream_failed") and t != ti.task_id)
+                        if state == "failed" and t != ti.task_id)
         if ctx is None:
             raise AirflowFailException(f"rag_index failed before it started its lineage record: {failed}")
         settings = orchestration.runtime_settings()
         registry = orchestration.open_registry(settings)
-        steps = {name: ti.xcom_pull(task_ids=name) for name in
-                 ("load_documents", "chunk", "plan", "gate", "swap_alias", "cleanup")}
-        steps["embedded"] = ti.xcom_pull(task_ids="embed_shard")
-        steps["plan"] = steps["plan"] and {k: v for k, v in steps["plan"].items() if k != "shards"}
-        summary = indexing.lineage_summary(ctx, registry, failed_tasks=failed or None, **steps)
+
+        def pulled(task_id: str) -> Any:
+            return ti.xcom_pull(task_ids=task_id)
+
+        embedded = pulled("embed_shard")
+        summary = indexing.lineage_summary(
+            ctx, registry, corpus=pulled("load_documents"), chunks=pulled("chunk"), plan=pulled("plan"),
+            shards=[embedded] if isinstance(embedded, dict) else list(embedded or []) or None,
+            gate=pulled("gate"), swap=pulled("swap_alias"), cleanup=pulled("cleanup"), failed_tasks=failed or None)
         registry.finish_run(ctx["run_key"], "failed" if failed else "success", summary)
         if failed:
             raise AirflowFailException(f"rag_index failed at {failed}; the alias was left as it was")

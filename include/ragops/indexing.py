@@ -132,7 +132,7 @@ def load_documents(ctx: dict[str, Any], registry: Any, artifacts: Any) -> dict[s
         if spec.get("type") == "demo":  # the packaged PostgreSQL manual, optionally a subset
             from ragops.demo_corpus import demo_source_spec
 
-            spec = demo_source_spec(spec.get("subset"))
+            spec = demo_source_spec(spec.get("subset", 120))
         result = load_source(spec, on_error=params.on_bad_input, max_bytes=params.max_file_bytes)
         for err in result.errors:
             log.warning("skipped bad input: %s", err)
@@ -474,10 +474,23 @@ def rollback(alias: str, version: int, registry: Any, store: Any, run_key: str |
                       reason=f"rollback to v{version}")
 
 
-def lineage_summary(ctx: dict[str, Any], registry: Any, **steps: Any) -> dict[str, Any]:
-    """The compact record each run pushes to XCom: ids, versions, metrics; never data."""
+def lineage_summary(ctx: dict[str, Any], registry: Any, *, corpus: dict | None = None,
+                    chunks: dict | None = None, plan: dict | None = None, shards: list | None = None,
+                    gate: dict | None = None, swap: dict | None = None, cleanup: dict | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    """The compact record each run pushes to XCom (and stores with the run): ids, versions,
+    metrics; never data. The DAG and ``run_pipeline`` build it the same way."""
     alias = ctx["params"]["alias"]
     live = registry.get_alias(COLLECTION_KIND, alias)
+    steps = {
+        "corpus": corpus and _brief(corpus),
+        "chunks": chunks and _brief(chunks),
+        "plan": plan and {"action": plan["action"], "collection": plan["collection"], **plan["stats"]},
+        "embedded": shards and {"shards": len(shards), "chunks": sum(s["embedded"] for s in shards),
+                                "encode_seconds": round(sum(s["encode_seconds"] for s in shards), 3),
+                                "write_seconds": round(sum(s["write_seconds"] for s in shards), 3)},
+        "gate": gate and gate["checks"], "swap": swap, "cleanup": cleanup, **extra,
+    }
     return {"run_key": ctx["run_key"], "alias": alias, "model": ctx["model"]["model_id"],
             "fallbacks": [f["service"] + " -> " + f["using"] for f in ctx.get("fallbacks", [])],
             "live": live.summary() if live else None,
@@ -510,7 +523,8 @@ def run_pipeline(settings: Any, params: IndexParams, run_id: str, *, registry: A
         validate_chunks(ctx, chunk_info, registry, artifacts, notifier)
         plan = plan_collection(ctx, chunk_info, registry, artifacts, store)
         timings["plan"] = plan["stats"].get("plan_seconds", 0.0)
-        swap = None
+        swap = gate = None
+        shards: list[dict[str, Any]] = []
         if plan["action"] == "build":
             if embedder is None and plan["shards"]:
                 from ragops.embedding import Embedder
@@ -523,12 +537,9 @@ def run_pipeline(settings: Any, params: IndexParams, run_id: str, *, registry: A
             gate = gate_collection(ctx, plan, chunk_info, registry, artifacts, store, notifier, embedder)
             swap = swap_alias(ctx, plan, registry, store)
             timings["gate_and_swap"] = round(time.perf_counter() - t0, 3)
-        else:
-            gate = None
         cleanup = cleanup_versions(params.alias, params.keep_versions, registry, store)
-        summary = lineage_summary(ctx, registry, corpus=_brief(corpus), chunks=_brief(chunk_info),
-                                  plan={"action": plan["action"], "collection": plan["collection"], **plan["stats"]},
-                                  gate=gate and gate["checks"], swap=swap, cleanup=cleanup, timings=timings)
+        summary = lineage_summary(ctx, registry, corpus=corpus, chunks=chunk_info, plan=plan, shards=shards,
+                                  gate=gate, swap=swap, cleanup=cleanup, timings=timings)
         registry.finish_run(ctx["run_key"], "success", summary)
         return summary
     except Exception as exc:

@@ -99,7 +99,9 @@ def test_data_quality_failure_leaves_live_alias_untouched(ragops_env, corpus):
     results = registry.dq_results(run_key)
     assert [(r["suite"], r["success"]) for r in results] == [("documents", False)]
     alerts = registry.alerts(run_key)
-    assert any(a["title"].startswith("data quality failed") and "registry" in a["channels"] for a in alerts)
+    dq_alerts = [a for a in alerts if a["title"].startswith("data quality failed")]
+    assert len(dq_alerts) == 1 and dq_alerts[0]["channels"] == ["log"]  # no Slack/SMTP connection here
+    assert "duplicated documents" in dq_alerts[0]["message"]
     assert registry.get_run(run_key)["status"] == "failed"
 
 
