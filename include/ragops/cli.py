@@ -101,7 +101,20 @@ def _lineage(args: argparse.Namespace) -> None:
         art = registry.get_artifact(args.artifact)
         if art is None:
             raise SystemExit(f"no artifact {args.artifact}")
-        out = {"artifact": art.__dict__, "ancestors": registry.ancestors(art.id)}
+        out = {"artifact": art.__dict__, "ancestors": registry.ancestors(art.id),
+               "derived": [{"relation": rel, **child.summary(), "metrics": child.metrics}
+                           for child, rel in registry.children(art.id)]}
+    elif args.what == "documents":
+        live = registry.get_alias("collection", args.alias)
+        if live is None:
+            raise SystemExit(f"no live collection behind alias {args.alias!r}")
+        corpus = next((a for a in registry.ancestors(live.id) if a["kind"] == "corpus"), None)
+        if corpus is None:
+            raise SystemExit(f"collection {live.uri} records no corpus")
+        artifacts = _services(settings)[1]
+        rel = corpus["uri"].removeprefix(str(artifacts.uri("x"))[:-1])
+        table = artifacts.read_table(rel).select(["doc_id", "source", "content_hash"])
+        out = {"collection": live.uri, "corpus": f"v{corpus['version']}", "documents": table.to_pylist()}
     else:
         with registry.transaction() as cur:
             cur.execute("SELECT run_key, status, started_at, finished_at FROM runs ORDER BY started_at DESC LIMIT 20")
@@ -120,6 +133,9 @@ def _report(args: argparse.Namespace) -> None:
         print(f"built by {row['dag_id']}/{row['run_id']}")
         print(f"params:  {json.dumps(row['params'], default=str)}")
         print(f"metrics: {json.dumps(row['metrics'], default=str)}")
+        for child, relation in registry.children(row["artifact_id"]):
+            if child.kind == "evaluation":
+                print(f"{relation} by {child.name} v{child.version}: {json.dumps(child.metrics, default=str)}")
         print("lineage:")
         for a in registry.ancestors(row["artifact_id"]):
             print(f"  {'  ' * (a['depth'] - 1)}<- {a['relation']}: {a['kind']} {a['name']} v{a['version']} "
@@ -182,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test")
     ev.add_argument("--modes", default="dense,keyword,hybrid")
     lin = sub.add_parser("lineage", help="what is live, what produced it, with which params")
-    lin.add_argument("what", choices=["live", "versions", "show", "runs"])
+    lin.add_argument("what", choices=["live", "versions", "show", "runs", "documents"])
     lin.add_argument("--alias", default="RagDocs")
     lin.add_argument("--artifact", type=int)
     sub.add_parser("report", help="what is live, its metrics and lineage, the latest runs and alerts")

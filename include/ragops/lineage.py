@@ -351,6 +351,14 @@ class Registry:
                         " WHERE e.child_id = %s ORDER BY a.kind, a.id", (artifact_id,))
             return [(Artifact(*row[:-1]), row[-1]) for row in cur.fetchall()]
 
+    def children(self, artifact_id: int) -> list[tuple[Artifact, str]]:
+        """What was made from an artifact: evaluations of a collection, collections of a chunk set..."""
+        with self.transaction() as cur:
+            cur.execute(f"SELECT {', '.join('a.' + c.strip() for c in _ARTIFACT_COLS.split(','))}, e.relation"
+                        " FROM artifact_edges e JOIN artifacts a ON a.id = e.child_id"
+                        " WHERE e.parent_id = %s ORDER BY a.id", (artifact_id,))
+            return [(Artifact(*row[:-1]), row[-1]) for row in cur.fetchall()]
+
     def ancestors(self, artifact_id: int) -> list[dict[str, Any]]:
         """The whole upstream lineage of an artifact, nearest first."""
         with self.transaction() as cur:
