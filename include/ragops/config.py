@@ -93,7 +93,7 @@ class RagopsSettings:
             log.warning("fallback: %s -> %s (%s)", fb.service, fb.using, fb.reason)
 
 
-_SECRET_KEYS = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|credential)", re.I)
+_SECRET_KEYS = re.compile(r"(pass(word)?|secret|token$|api[_-]?key|authorization|credential)", re.I)
 _DSN_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
 
 

@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.dags.conftest import run_dag, task_states, xcom
+
+from .conftest import run_dag, task_states, xcom
 
 FIXTURE_CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 pytestmark = pytest.mark.dagrun
