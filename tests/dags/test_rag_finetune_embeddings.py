@@ -56,7 +56,8 @@ def test_finetune_promotes_a_better_model_then_rejects_a_rerun(ragops_env, prepa
 
     registry, artifacts = ragops_env.registry, ragops_env.artifacts()
 
-    first = run_dag("rag_finetune_embeddings", CONF)
+    guard = {"beir_folder": str(SCIFACT), "beir_split": "train", "beir_max_queries": 8, "beir_distractors": 20}
+    first = run_dag("rag_finetune_embeddings", CONF | guard)
     assert first.state == "success", task_states(first)
     states = task_states(first)
     assert states["promote"] == "success" and states["lineage_summary"] == "success"
@@ -75,6 +76,9 @@ def test_finetune_promotes_a_better_model_then_rejects_a_rerun(ragops_env, prepa
     assert evaluation.kind == "evaluation" and evaluation.status == "promoted"
     report = artifacts.read_json(rel_of_uri(artifacts, evaluation.uri))
     assert set(report["models"]) == {"base", "live", "candidate"} and report["dims"] == [384, 128]
+    beir = report["sets"]["beir-scifact-dev-train"]
+    assert beir["guard"] and beir["queries"] == 8 and beir["corpus"] >= 8 + 20
+    assert any(g["set"] == "beir-scifact-dev-train" for g in evaluation.metrics["guards"])
     assert artifacts.read_bytes(rel_of_uri(artifacts, summary["chart_uri"]))[:4] == b"\x89PNG"
     assert registry.get_run(f"rag_finetune_embeddings/{first.run_id}")["status"] == "success"
 

@@ -1,0 +1,231 @@
+"""Where the training entrypoint runs: a GPU pod, or a local process. Configuration, not code.
+
+Both runners take the argument list of ``entrypoint_args`` (the one function that builds it), so a
+run behaves the same on a laptop and on a GPU node. The Airflow Variable ``ragops_training``
+(JSON) chooses and configures; every key is optional::
+
+    {
+      "compute": "local",                       # or "kubernetes"
+      "image": "registry.example.com/ragops-trainer:0.1.0",   # built from docker/Dockerfile.trainer
+      "namespace": "ragops", "kubernetes_conn_id": "kubernetes_default",
+      "service_account": "ragops-trainer",
+      "gpus": 1, "cpu": "4", "memory": "24Gi",
+      "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+      "secret_env": [{"env": "AWS_SECRET_ACCESS_KEY", "secret": "ragops-object-storage", "key": "secret-access-key"}],
+      "secret_env_from": ["ragops-object-storage"],
+      "env": {"AWS_DEFAULT_REGION": "eu-west-1"},
+      "storage_options": {"client_kwargs": {"endpoint_url": "https://minio.example.com"}},
+      "startup_timeout_seconds": 900
+    }
+
+Secrets reach the pod only as references to Kubernetes Secrets (``secretKeyRef`` / ``envFrom``);
+plain ``env`` values that look like secrets are refused. The pod reads and writes artifacts through
+object storage URIs (the artifact root must be remote for ``kubernetes``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragops.config import redact
+
+log = logging.getLogger(__name__)
+
+VARIABLE = "ragops_training"
+COMPUTES = ("local", "kubernetes")
+ENTRYPOINT = Path(__file__).with_name("train_embeddings.py")
+# Where docker/Dockerfile.trainer puts the same file.
+ENTRYPOINT_IN_IMAGE = "/opt/ragops/train_embeddings.py"
+DEFAULT_IMAGE = "ragops-trainer:latest"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """The entrypoint's inputs; URIs must be readable where the trainer runs."""
+
+    dataset_uri: str
+    base_model: str
+    output_uri: str
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 2e-5
+    matryoshka_dims: tuple[int, ...] = ()
+    checkpoint_steps: int = 100
+    seed: int = 42
+    max_steps: int = -1
+    loss: str = "auto"
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def entrypoint_args(req: TrainingRequest) -> list[str]:
+    """The argument list of train_embeddings.py: identical for the pod and the local process."""
+    args = [
+        "--dataset-uri", req.dataset_uri,
+        "--base-model", req.base_model,
+        "--output-uri", req.output_uri,
+        "--epochs", _num(req.epochs),
+        "--batch-size", str(int(req.batch_size)),
+        "--lr", _num(req.lr),
+        "--checkpoint-steps", str(int(req.checkpoint_steps)),
+        "--seed", str(int(req.seed)),
+        "--max-steps", str(int(req.max_steps)),
+        "--loss", req.loss,
+    ]
+    if req.matryoshka_dims:
+        args += ["--matryoshka-dims", ",".join(str(int(d)) for d in req.matryoshka_dims)]
+    if req.storage_options:
+        args += ["--storage-options", json.dumps(dict(req.storage_options), sort_keys=True)]
+    return args
+
+
+def _num(value: float) -> str:
+    return repr(float(value))  # exact round trip through argparse's float()
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    compute: str = "local"
+    image: str = DEFAULT_IMAGE
+    namespace: str = "default"
+    kubernetes_conn_id: str = "kubernetes_default"
+    service_account: str | None = None
+    gpus: int = 1
+    cpu: str = "4"
+    memory: str = "24Gi"
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    secret_env: Sequence[Mapping[str, str]] = ()
+    secret_env_from: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    startup_timeout_seconds: int = 900
+
+    @classmethod
+    def from_value(cls, value: str | Mapping[str, Any] | None, *, compute_override: str | None = None) -> TrainingConfig:
+        """From the Variable's JSON (or a dict); errors name the Variable and the key."""
+        if value in (None, ""):
+            data: dict[str, Any] = {}
+        elif isinstance(value, str):
+            try:
+                data = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"Variable {VARIABLE!r} is not valid JSON: {exc}") from exc
+        else:
+            data = dict(value)
+        if not isinstance(data, dict):
+            raise ValueError(f"Variable {VARIABLE!r} must be a JSON object")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"Variable {VARIABLE!r}: unknown keys {sorted(unknown)}")
+        if compute_override:
+            data["compute"] = compute_override
+        config = cls(**data)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.compute not in COMPUTES:
+            raise ValueError(f"Variable {VARIABLE!r}: compute {self.compute!r} is not one of {COMPUTES}")
+        if int(self.gpus) < 0:
+            raise ValueError(f"Variable {VARIABLE!r}: gpus must be >= 0")
+        masked = redact(dict(self.env))
+        leaked = sorted(k for k in self.env if masked[k] == "***" or masked[k] != self.env[k])
+        if leaked:
+            raise ValueError(f"Variable {VARIABLE!r}: env {leaked} look like secrets; reference a Kubernetes "
+                             "Secret through secret_env or secret_env_from instead")
+        for item in self.secret_env:
+            if not {"env", "secret", "key"} <= set(item):
+                raise ValueError(f"Variable {VARIABLE!r}: each secret_env entry needs env, secret and key: {item}")
+        if self.storage_options != redact(dict(self.storage_options)):
+            raise ValueError(f"Variable {VARIABLE!r}: storage_options must not hold credentials; "
+                             "give them to the pod through secret_env")
+
+
+def load_config(compute_override: str | None = None) -> TrainingConfig:
+    """The config from the Airflow Variable (DAG side only)."""
+    from airflow.sdk import Variable
+
+    return TrainingConfig.from_value(Variable.get(VARIABLE, default=None), compute_override=compute_override or None)
+
+
+# -- local process ------------------------------------------------------------------------------
+def local_command(args: Sequence[str]) -> list[str]:
+    return [sys.executable, str(ENTRYPOINT), *args]
+
+
+def run_local(args: Sequence[str], *, env: Mapping[str, str] | None = None, logger: logging.Logger | None = None,
+              timeout_s: float | None = None) -> dict[str, Any]:
+    """Runs the entrypoint in a child process, streaming its output to ``logger`` line by line.
+
+    Returns the metrics the entrypoint prints last; raises with the output's tail on failure."""
+    logger = logger or log
+    cmd = local_command(args)
+    logger.info("training locally: %s", " ".join(cmd[1:]))
+    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    tail: deque[str] = deque(maxlen=40)
+    result: dict[str, Any] = {}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
+                          bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            logger.info("[trainer] %s", line)
+            if line.startswith('{"train_embeddings"'):
+                result = json.loads(line)["train_embeddings"]
+        code = proc.wait(timeout=timeout_s)
+    if code != 0:
+        raise RuntimeError(f"train_embeddings.py exited with {code}; last lines:\n" + "\n".join(tail))
+    return result
+
+
+# -- Kubernetes pod ------------------------------------------------------------------------------
+def pod_operator(task_id: str, config: TrainingConfig, args: Sequence[str], **kwargs: Any) -> Any:
+    """A KubernetesPodOperator running the entrypoint on a GPU node."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.providers.cncf.kubernetes.secret import Secret
+    from kubernetes.client import models as k8s
+
+    limits = {"cpu": config.cpu, "memory": config.memory}
+    if config.gpus:
+        limits["nvidia.com/gpu"] = str(int(config.gpus))
+    secrets = [Secret("env", s["env"], s["secret"], s["key"]) for s in config.secret_env]
+    secrets += [Secret("env", None, name) for name in config.secret_env_from]
+    tolerations = [k8s.V1Toleration(key=t.get("key"), operator=t.get("operator", "Equal"), value=t.get("value"),
+                                    effect=t.get("effect"), toleration_seconds=t.get("toleration_seconds"))
+                   for t in config.tolerations]
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONUNBUFFERED": "1", **dict(config.env)}
+    return KubernetesPodOperator(
+        task_id=task_id,
+        name="ragops-train-embeddings",
+        namespace=config.namespace,
+        kubernetes_conn_id=config.kubernetes_conn_id,
+        image=config.image,
+        cmds=["python", ENTRYPOINT_IN_IMAGE],
+        arguments=list(args),
+        env_vars=[k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
+        secrets=secrets,
+        container_resources=k8s.V1ResourceRequirements(requests={"cpu": config.cpu, "memory": config.memory},
+                                                       limits=limits),
+        node_selector=dict(config.node_selector) or None,
+        tolerations=tolerations or None,
+        service_account_name=config.service_account,
+        labels={"app": "ragops", "component": "train-embeddings"},
+        image_pull_policy="IfNotPresent",
+        startup_timeout_seconds=config.startup_timeout_seconds,
+        reattach_on_restart=True,  # a retried task follows the running pod instead of starting another
+        get_logs=True,
+        on_finish_action="delete_succeeded_pod",  # a failed pod stays for inspection
+        **kwargs,
+    )
