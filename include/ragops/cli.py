@@ -159,6 +159,53 @@ def _report(args: argparse.Namespace) -> None:
         print(f"  [{severity}] {title}: {message[:200]}")
 
 
+def _loop(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole lifecycle on a BEIR folder: index, synthesize, finetune, evaluate, gate (and re-index)."""
+    from pathlib import Path
+
+    from ragops.synthetic.pipeline import SyntheticParams
+    from ragops.synthetic.pipeline import run_pipeline as synthesize
+    from ragops.training.pipeline import evaluate_run, gate_run, promote_run, register_trained, resolve_inputs
+    from ragops.training.pod import TrainingConfig, run_local
+
+    _index(args, {"type": "beir", "path": args.path, "name": Path(args.path).name})
+    settings = RagopsSettings.from_env()
+    registry, artifacts, store = _services(settings)
+    run_id = args.run_id or f"cli__{time.strftime('%Y%m%dT%H%M%S')}"
+    synth = synthesize(SyntheticParams(alias=args.collection, sample_size=args.sample_size, questions_per_chunk=1,
+                                       generator=args.generator, seed=args.seed),
+                       run_id, registry=registry, artifacts=artifacts, store=store, dag_id="ragops_cli_synthesize")
+    dataset = synth["dataset"]
+    print(f"## Synthetic dataset v{dataset['version']}: {json.dumps(synth['split'], default=str)[:400]}")
+    run_key = registry.start_run("ragops_cli_finetune", run_id, vars(args))
+    inputs = resolve_inputs({"dataset_version": dataset["version"], "epochs": args.epochs, "batch_size": args.train_batch,
+                             "lr": args.lr, "max_steps": args.max_steps, "matryoshka_dims": [384, 256, 128, 64],
+                             "seed": args.seed, "margin": args.margin, "beir_folder": args.path,
+                             "beir_split": args.split, "beir_max_queries": args.max_queries},
+                            registry, artifacts, TrainingConfig.from_value({"compute": "local"}), run_key)
+    started = time.perf_counter()
+    train_metrics = run_local(inputs["args"])
+    candidate = register_trained(inputs, train_metrics, registry, artifacts, run_key)
+    evaluation = evaluate_run(inputs, candidate, registry, artifacts)
+    decision = gate_run(inputs, candidate, evaluation, registry, run_key)
+    beir_set = next(n for n in evaluation["report"]["sets"] if n.startswith("beir-"))
+    print(f"\n## Base vs candidate on {args.path} [{args.split}] (dense, document level), "
+          f"trained {time.perf_counter() - started:.0f} s incl. evaluation")
+    print("| model | dim | nDCG@10 | MRR@10 | Recall@100 |\n|---|---|---|---|---|")
+    for label in ("base", "candidate"):
+        for dim in evaluation["report"]["dims"]:
+            m = evaluation["report"]["models"][label]["metrics"][beir_set][str(dim)]
+            print(f"| {label} | {dim} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@100']:.4f} |")
+    print(f"\ngate: {decision['verdict']}: {'; '.join(decision['reasons'])}")
+    if decision["promote"]:
+        promote_run(candidate, decision, registry, run_key)
+        args.model, args.mode = "production", "incremental"
+        _index(args, {"type": "beir", "path": args.path, "name": Path(args.path).name})
+        _evaluate(args)
+    registry.finish_run(run_key, "success", {"decision": decision["verdict"], "candidate": candidate["model_id"]})
+    return decision
+
+
 def _rollback(args: argparse.Namespace) -> None:
     from ragops.indexing import rollback
 
@@ -201,6 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     lin.add_argument("what", choices=["live", "versions", "show", "runs", "documents"])
     lin.add_argument("--alias", default="RagDocs")
     lin.add_argument("--artifact", type=int)
+    loop = sub.add_parser("loop", help="index, synthesize, finetune, evaluate on qrels, gate, re-index if promoted")
+    loop.add_argument("--path", required=True)
+    loop.add_argument("--split", default="test")
+    loop.add_argument("--modes", default="dense,keyword,hybrid")
+    loop.add_argument("--generator", choices=["offline", "llm", "auto"], default="auto")
+    loop.add_argument("--sample-size", type=int, default=2000, help="chunks sampled for synthetic queries")
+    loop.add_argument("--epochs", type=float, default=1.0)
+    loop.add_argument("--train-batch", type=int, default=32)
+    loop.add_argument("--lr", type=float, default=2e-5)
+    loop.add_argument("--max-steps", type=int, default=-1)
+    loop.add_argument("--margin", type=float, default=0.005)
+    loop.add_argument("--max-queries", type=int, default=None, help="evaluate on the first N judged queries")
+    loop.add_argument("--seed", type=int, default=13)
+    index_args(loop)
     sub.add_parser("report", help="what is live, its metrics and lineage, the latest runs and alerts")
     rb = sub.add_parser("rollback", help="point an alias back at an earlier collection version")
     rb.add_argument("--alias", required=True)
@@ -226,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         _evaluate(args)
     elif args.command == "lineage":
         _lineage(args)
+    elif args.command == "loop":
+        _loop(args)
     elif args.command == "report":
         _report(args)
     elif args.command == "rollback":
