@@ -295,12 +295,24 @@ def plan_collection(ctx: dict[str, Any], chunk_info: dict[str, Any], registry: A
 
 
 def _model_dimension(path: str, embedder_cls: Any) -> int:
-    """The model's output dimension, read from its config (no weights needed)."""
+    """The model's output dimension, read from its pooling config when it says (no weights loaded).
+
+    sentence-transformers < 6 writes ``word_embedding_dimension``, 6.x ``embedding_dimension``; a
+    model with a Dense or other final layer is loaded to ask it."""
     import json
     from pathlib import Path
 
-    for candidate in sorted(Path(path).glob("*_Pooling/config.json")):
-        return int(json.loads(candidate.read_text())["word_embedding_dimension"])
+    modules = Path(path) / "modules.json"
+    layers = json.loads(modules.read_text()) if modules.exists() else []
+    if layers and str(layers[-1].get("type", "")).endswith("Normalize"):
+        layers = layers[:-1]
+    if layers and str(layers[-1].get("type", "")).endswith("Pooling"):
+        config = Path(path) / layers[-1]["path"] / "config.json"
+        if config.exists():
+            values = json.loads(config.read_text())
+            for key in ("embedding_dimension", "word_embedding_dimension"):
+                if key in values:
+                    return int(values[key])
     return embedder_cls(path).dimension
 
 
