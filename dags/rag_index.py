@@ -217,9 +217,7 @@ def rag_index():
         from ragops import indexing, orchestration
 
         ti = context["ti"]
-        states = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
-        failed = sorted(t for t, state in states.get(context["run_id"], {}).items()
-                        if state == "failed" and t != ti.task_id)
+        failed = orchestration.failed_tasks(context)
         if ctx is None:
             raise AirflowFailException(f"rag_index failed before it started its lineage record: {failed}")
         settings = orchestration.runtime_settings()

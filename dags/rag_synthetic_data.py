@@ -283,9 +283,7 @@ def rag_synthetic_data():
         from ragops import orchestration
 
         ti = context["ti"]
-        states = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
-        failed = sorted(t for t, state in states.get(context["run_id"], {}).items()
-                        if state in ("failed", "upstream_failed") and t != ti.task_id)
+        failed = orchestration.failed_tasks(context)
         if ctx is None:
             raise AirflowFailException(f"rag_synthetic_data failed before it started its lineage record: {failed}")
         registry = orchestration.open_registry()

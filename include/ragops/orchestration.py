@@ -188,13 +188,22 @@ def alert_on_failure(context: dict[str, Any]) -> None:
         log.exception("could not record the failure alert for %s", title)
 
 
+def failed_tasks(context: dict[str, Any]) -> list[str]:
+    """The tasks of this DAG run that failed (not those merely upstream_failed), for the summary
+    task that always runs last: it records them and fails itself, so the run's state tells the truth."""
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
+    return sorted(t for t, state in states.get(context["run_id"], {}).items()
+                  if state == "failed" and t != ti.task_id)
+
+
 def safe_params(params: dict[str, Any]) -> dict[str, Any]:
     """Params as recorded in lineage and XCom: plain JSON, secrets masked."""
     return redact({k: v for k, v in dict(params).items()})
 
 
 __all__ = [
-    "DEFAULT_ARGS", "LLM_POOL", "VECTOR_STORE_POOL", "Fallback", "alert_on_failure", "fallbacks_of",
+    "DEFAULT_ARGS", "LLM_POOL", "VECTOR_STORE_POOL", "Fallback", "alert_on_failure", "failed_tasks", "fallbacks_of",
     "llm_endpoint", "notifier", "open_artifacts", "open_registry", "open_vector_store", "postgres_dsn",
     "run_key", "runtime_settings", "safe_params",
 ]
