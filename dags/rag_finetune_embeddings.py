@@ -101,9 +101,14 @@ def rag_finetune_embeddings():
         settings = orchestration.runtime_settings()
         registry = orchestration.open_registry(settings)
         params = dict(context["params"])
-        run_key = registry.start_run(context["dag"].dag_id, context["run_id"], orchestration.safe_params(params),
-                                     orchestration.fallbacks_of(settings))
         config = pod.load_config(params.get("compute"))
+        fallbacks = orchestration.fallbacks_of(settings)
+        if config.compute == "local":
+            fallbacks.append({"service": "Kubernetes GPU pod", "using": "a local process running train_embeddings.py",
+                              "reason": "ragops_training's compute is 'local'"})
+            log.warning("fallback: Kubernetes GPU pod -> a local process running train_embeddings.py")
+        run_key = registry.start_run(context["dag"].dag_id, context["run_id"], orchestration.safe_params(params),
+                                     fallbacks)
         inputs = pipeline.resolve_inputs(params, registry, orchestration.open_artifacts(settings), config, run_key)
         log.info("training %s from %s on dataset v%s (%s) -> %s", inputs["compute"], inputs["base_model"]["model_id"],
                  inputs["dataset"]["version"], inputs["dataset"]["uri"], inputs["output_uri"])
