@@ -140,6 +140,11 @@ def _report(args: argparse.Namespace) -> None:
         for a in registry.ancestors(row["artifact_id"]):
             print(f"  {'  ' * (a['depth'] - 1)}<- {a['relation']}: {a['kind']} {a['name']} v{a['version']} "
                   f"{json.dumps({k: v for k, v in (a['metrics'] or {}).items() if not isinstance(v, list | dict)})}")
+    print("\n## embedding models")
+    for model in registry.list_artifacts("model", "embeddings"):
+        gate = (model.metrics or {}).get("gate") or {}
+        print(f"  v{model.version} stage={model.stage or '-'} status={model.status} {model.uri}"
+              + (f"  gate: {gate.get('decision')} {'; '.join(gate.get('reasons') or [])}" if gate else ""))
     with registry.transaction() as cur:
         cur.execute("SELECT run_key, status, fallbacks FROM runs ORDER BY started_at DESC LIMIT 8")
         runs = cur.fetchall()

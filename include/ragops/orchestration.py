@@ -182,8 +182,11 @@ def alert_on_failure(context: dict[str, Any]) -> None:
         key = run_key(context)
         if registry.get_run(key) is None:
             registry.start_run(context["dag"].dag_id, context["run_id"])
-        notifier(registry).alert(title, str(context.get("exception") or "task failed"), run_key=key,
-                                 context={"try_number": getattr(ti, "try_number", None)})
+        error = str(context.get("exception") or "task failed")
+        notifier(registry).alert(title, error, run_key=key, context={"try_number": getattr(ti, "try_number", None)})
+        # No run stays "running" in lineage because its summary task never ran; a summary task
+        # that does run later records the full picture over this.
+        registry.finish_run(key, "failed", {"failed_task": getattr(ti, "task_id", None), "error": error[:2000]})
     except Exception:  # a broken alert path must not mask the task's own failure
         log.exception("could not record the failure alert for %s", title)
 
