@@ -58,10 +58,7 @@ def test_no_top_level_work(path):
     # Calls evaluated at parse time: anything outside function bodies (decorator arguments included).
     parse_time_calls = []
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            nodes = [*node.decorator_list, *node.args.defaults]
-        else:
-            nodes = [node]
+        nodes = [*node.decorator_list, *node.args.defaults] if isinstance(node, ast.FunctionDef) else [node]
         for part in nodes:
             parse_time_calls += [c for c in ast.walk(part) if isinstance(c, ast.Call)]
     names = {ast.unparse(c.func) for c in parse_time_calls}

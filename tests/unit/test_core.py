@@ -92,3 +92,6 @@ def test_smoke_query_is_the_first_sentence():
     assert smoke_query({"text": "WAL is a log. It is written first."}) == "WAL is a log. It is written first."
     assert smoke_query({"text": "Write-ahead logging ensures integrity. More follows here."}) == \
         "Write-ahead logging ensures integrity."
+    # The heading tells repeated boilerplate sentences apart.
+    assert smoke_query({"title": "CREATE TABLE", "text": "This command conforms to the SQL standard. More."}) == \
+        "CREATE TABLE: This command conforms to the SQL standard."
