@@ -79,6 +79,7 @@ def test_full_then_incremental_run(ragops_env, corpus):
     assert third.state == "success", task_states(third)
     assert store.get_alias("TestDocs") == v2
     assert xcom(third, "plan")["action"] == "noop"
+    assert xcom(third, "chunk")["reused"] is True and xcom(second, "chunk")["reused"] is False
     states = task_states(third)
     assert states["swap_alias"] == "skipped" and states["gate"] == "skipped"
 
