@@ -276,8 +276,6 @@ def plan_collection(ctx: dict[str, Any], chunk_info: dict[str, Any], registry: A
     embedded by the same model, are copied with their vectors; new and changed chunks are
     embedded; chunks of deleted documents are simply not carried over.
     """
-    from ragops.embedding import Embedder
-
     params = IndexParams(**ctx["params"])
     started = time.perf_counter()
     model = ctx["model"]
@@ -296,11 +294,11 @@ def plan_collection(ctx: dict[str, Any], chunk_info: dict[str, Any], registry: A
         status="building", run_key=ctx["run_key"],
         parents=[(chunk_info["chunk_set_id"], "embedded_from")]
         + ([(model["artifact_id"], "embedded_with")] if model.get("artifact_id") else []))
-    dimension = _model_dimension(model["path"], Embedder)
+    dimension = _model_dimension(model["path"])
     store.create_collection(target, dimension, {"alias": params.alias, "model_id": model["model_id"],
                                                 "model_hash": model["hash"], "chunk_set_hash": chunk_info["hash"],
                                                 "artifact_id": art.id})
-    needed = [r["chunk_id"] for r in artifacts.read_table(chunk_info["rel"], ).select(["chunk_id"]).to_pylist()]
+    needed = [r["chunk_id"] for r in artifacts.read_table(chunk_info["rel"]).select(["chunk_id"]).to_pylist()]
     needed_set = set(needed)
     present = {o.id for o in store.iter_objects(target)} & needed_set
     copied = 0
@@ -325,7 +323,7 @@ def plan_collection(ctx: dict[str, Any], chunk_info: dict[str, Any], registry: A
             "live_before": live, "shards": shards, "stats": stats, "dimension": dimension}
 
 
-def _model_dimension(path: str, embedder_cls: Any) -> int:
+def _model_dimension(path: str) -> int:
     """The model's output dimension, read from its pooling config when it says (no weights loaded).
 
     sentence-transformers < 6 writes ``word_embedding_dimension``, 6.x ``embedding_dimension``; a
@@ -344,13 +342,16 @@ def _model_dimension(path: str, embedder_cls: Any) -> int:
             for key in ("embedding_dimension", "word_embedding_dimension"):
                 if key in values:
                     return int(values[key])
-    return embedder_cls(path).dimension
+    from ragops.embedding import Embedder
+
+    return Embedder(path).dimension
 
 
 # -- 5. embed one shard -------------------------------------------------------------------------
 def embed_shard(ctx: dict[str, Any], shard: dict[str, Any], artifacts: Any, store: Any,
                 embedder: Any = None) -> dict[str, Any]:
     """Embeds one shard of the plan and upserts it batch by batch (progress survives a crash)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from ragops.documents import embedding_text_of
@@ -360,7 +361,7 @@ def embed_shard(ctx: dict[str, Any], shard: dict[str, Any], artifacts: Any, stor
     plan = artifacts.read_json(shard["plan_rel"])
     ids = plan["to_embed"][shard["index"] * shard["size"]:(shard["index"] + 1) * shard["size"]]
     table = artifacts.read_table(plan["chunks_rel"])
-    rows = table.filter(pc.is_in(table["chunk_id"], value_set=__import__("pyarrow").array(ids))).to_pylist()
+    rows = table.filter(pc.is_in(table["chunk_id"], value_set=pa.array(ids))).to_pylist()
     embedder = embedder or Embedder(ctx["model"]["path"], batch_size=params.batch_size)  # loaded once per task
     encode_s = write_s = 0.0
     written = 0
