@@ -4,23 +4,29 @@
 Rolls a collection alias back to an earlier version in one trigger: choose the alias and the
 version number (see `python -m ragops lineage versions --alias RagDocs`, or the registry's
 `v_live` view). The version must still exist in the vector store and hold all its objects; the
-switch is atomic and recorded in the alias history with the reason `rollback to v<N>`.
+switch is atomic, made under the alias' lock (an index run cannot undo it), and recorded in the
+alias history with the reason `rollback to v<N>`. It emits `ragops://collection/<alias>` only
+when the alias moved.
 
 **Connections**: `ragops_postgres` (lineage registry); `ragops_weaviate` (optional, else the embedded store).
 
-**Params**: `alias`, `version`.
+**Params** (`ragops.indexing.params.CollectionRollbackParams`): `alias`, `version`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import AssetAlias, dag
 
-from ragops.assets import collection_asset_uri
-from ragops.orchestration import DEFAULT_ARGS, alert_on_failure
+from ragops.indexing.params import CollectionRollbackParams
+from ragops.indexing.records import Swap
+from ragops.indexing.summary import summarize_rollback
+from ragops.orchestration import DEFAULT_ARGS, TaskRuntime, airflow_params, ragops_task, run_closer, run_opener
+from ragops.runs import RunRef
+from ragops.vocabulary import COLLECTION_ASSET_ALIAS
 
-ALIAS = "RagDocs"
+COLLECTIONS = AssetAlias(COLLECTION_ASSET_ALIAS)
 
 
 @dag(
@@ -31,34 +37,18 @@ ALIAS = "RagDocs"
     catchup=False,
     max_active_runs=1,
     tags=["ragops", "indexing", "rollback"],
-    default_args={**DEFAULT_ARGS, "retries": 1, "on_failure_callback": alert_on_failure},
-    params={
-        "alias": Param(ALIAS, type="string", pattern=r"^[A-Z][A-Za-z0-9_]*$", description="The alias to move."),
-        "version": Param(1, type="integer", minimum=1, description="The collection version to make live again."),
-    },
+    default_args={**DEFAULT_ARGS, "retries": 1},
+    params=airflow_params(CollectionRollbackParams),
 )
 def rag_collection_rollback():
-    @task(multiple_outputs=False, outlets=[Asset(collection_asset_uri(ALIAS))])
-    def rollback(**context) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
+    @ragops_task(outlets=[COLLECTIONS])
+    def rollback(rt: TaskRuntime, run: RunRef, params: CollectionRollbackParams) -> Swap:
+        from ragops.indexing import versions
 
-        from ragops import indexing, orchestration
+        return versions.rollback(rt, params.alias, params.version, run)
 
-        settings = orchestration.runtime_settings()
-        registry = orchestration.open_registry(settings)
-        params = context["params"]
-        run_key = registry.start_run(context["dag"].dag_id, context["run_id"], dict(params),
-                                     orchestration.fallbacks_of(settings))
-        try:
-            result = indexing.rollback(params["alias"], int(params["version"]), registry,
-                                       orchestration.open_vector_store(settings), run_key)
-        except ValueError as exc:
-            registry.finish_run(run_key, "failed", {"error": str(exc)})
-            raise AirflowFailException(str(exc)) from exc
-        registry.finish_run(run_key, "success", result)
-        return result
-
-    rollback()
+    run = run_opener(CollectionRollbackParams)()
+    rollback(run) >> run_closer(summarize_rollback)(run)
 
 
 rag_collection_rollback()

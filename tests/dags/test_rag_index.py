@@ -39,16 +39,17 @@ def test_full_then_incremental_run(ragops_env, corpus):
     v1 = store.get_alias("TestDocs")
     chunks_v1 = registry.find_artifact("chunks", "TestDocs")
     assert v1 and store.count(v1) == chunks_v1.metrics["chunks"] > 0
-    summary = xcom(first, "lineage_summary")
+    summary = xcom(first, "close_run")
     assert summary["live"]["uri"] == v1 and summary["plan"]["to_embed"] == chunks_v1.metrics["chunks"]
     assert registry.get_run(summary["run_key"])["status"] == "success"
-    kinds = [a["kind"] for a in registry.ancestors(summary["live"]["id"])]
-    assert kinds[:2] == ["chunks", "model"] or set(kinds) >= {"chunks", "corpus", "model"}
+    ancestors = registry.ancestors(summary["live"]["id"])
+    assert sorted((a["depth"], a["kind"], a["relation"]) for a in ancestors) == [
+        (1, "chunks", "embedded_from"), (1, "model", "embedded_with"), (2, "corpus", "chunked_from")]
 
     # One document added, one changed, one deleted.
     files = sorted(p for p in corpus.rglob("*") if p.is_file())
     deleted, changed = files[0], files[1]
-    deleted_id = deleted.relative_to(corpus).as_posix()
+    deleted_id = f"fixture:{deleted.relative_to(corpus).as_posix()}"
     deleted.unlink()
     changed.write_text(changed.read_text() + "\n\nA new closing paragraph about vacuum freezing thresholds.\n")
     (corpus / "added.md").write_text("# Replication slots\n\nA replication slot keeps WAL until every consumer "
@@ -64,7 +65,7 @@ def test_full_then_incremental_run(ragops_env, corpus):
     assert plan["copied"] > 0 and 0 < plan["to_embed"] < chunks_v2.metrics["chunks"]
     assert plan["copied"] + plan["to_embed"] == chunks_v2.metrics["chunks"] == store.count(v2)
     docs_v2 = {o.properties["doc_id"] for o in store.iter_objects(v2)}
-    assert deleted_id not in docs_v2 and "added.md" in docs_v2
+    assert deleted_id not in docs_v2 and "fixture:added.md" in docs_v2
     # Unchanged chunks kept their vectors exactly.
     kept = sorted(collection_ids(store, v1) & collection_ids(store, v2))[:5]
     assert kept

@@ -1,159 +1,35 @@
-"""The lineage registry: runs, artifacts, edges, aliases and stages, data quality and alerts.
+"""The lineage registry: runs, artifacts, edges, aliases and stages, data quality, alerts, LLM cache.
 
 It lives in a Postgres schema of its own (default ``ragops``), reached through the Airflow
 connection ``ragops_postgres`` and never through Airflow's metadata DB. Every write is an upsert
 keyed by natural keys (an artifact by kind, name and content hash; a run by dag and run id), so a
 retried task updates its rows instead of duplicating them. Timestamps are audit columns filled by
-the database; no decision depends on them.
+the database; no decision depends on them. All SQL of ragops is in this module.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg2
 import psycopg2.extras
 
 from ragops.config import redact
+from ragops.errors import AliasMoved, SchemaBehind
+from ragops.lineage.migrations import MIGRATIONS
+from ragops.vocabulary import AliasKind, ArtifactKind, Stage
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-# Each migration is applied once, in order, inside one transaction with its version row.
-MIGRATIONS: list[str] = [
-    # 1: the core model
-    """
-    CREATE TABLE runs (
-        run_key      text PRIMARY KEY,
-        dag_id       text NOT NULL,
-        run_id       text NOT NULL,
-        params       jsonb NOT NULL DEFAULT '{}',
-        status       text NOT NULL DEFAULT 'running',
-        summary      jsonb NOT NULL DEFAULT '{}',
-        fallbacks    jsonb NOT NULL DEFAULT '[]',
-        started_at   timestamptz NOT NULL DEFAULT now(),
-        finished_at  timestamptz
-    );
-    CREATE TABLE artifacts (
-        id            bigserial PRIMARY KEY,
-        kind          text NOT NULL,
-        name          text NOT NULL,
-        version       integer NOT NULL,
-        content_hash  text NOT NULL,
-        uri           text NOT NULL,
-        params        jsonb NOT NULL DEFAULT '{}',
-        metrics       jsonb NOT NULL DEFAULT '{}',
-        status        text NOT NULL DEFAULT 'created',
-        stage         text,
-        run_key       text REFERENCES runs(run_key),
-        created_at    timestamptz NOT NULL DEFAULT now(),
-        updated_at    timestamptz NOT NULL DEFAULT now(),
-        UNIQUE (kind, name, content_hash),
-        UNIQUE (kind, name, version)
-    );
-    CREATE TABLE artifact_edges (
-        parent_id  bigint NOT NULL REFERENCES artifacts(id),
-        child_id   bigint NOT NULL REFERENCES artifacts(id),
-        relation   text NOT NULL,
-        PRIMARY KEY (parent_id, child_id, relation),
-        CHECK (parent_id <> child_id)
-    );
-    CREATE TABLE aliases (
-        kind         text NOT NULL,
-        alias        text NOT NULL,
-        artifact_id  bigint NOT NULL REFERENCES artifacts(id),
-        updated_at   timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (kind, alias)
-    );
-    CREATE TABLE alias_history (
-        id                bigserial PRIMARY KEY,
-        kind              text NOT NULL,
-        alias             text NOT NULL,
-        from_artifact_id  bigint REFERENCES artifacts(id),
-        to_artifact_id    bigint NOT NULL REFERENCES artifacts(id),
-        reason            text NOT NULL,
-        run_key           text REFERENCES runs(run_key),
-        changed_at        timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE TABLE stage_history (
-        id           bigserial PRIMARY KEY,
-        artifact_id  bigint NOT NULL REFERENCES artifacts(id),
-        from_stage   text,
-        to_stage     text NOT NULL,
-        reason       text NOT NULL,
-        run_key      text REFERENCES runs(run_key),
-        changed_at   timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE TABLE dq_results (
-        id           bigserial PRIMARY KEY,
-        run_key      text NOT NULL REFERENCES runs(run_key),
-        suite        text NOT NULL,
-        target       text NOT NULL,
-        success      boolean NOT NULL,
-        statistics   jsonb NOT NULL DEFAULT '{}',
-        failures     jsonb NOT NULL DEFAULT '[]',
-        recorded_at  timestamptz NOT NULL DEFAULT now(),
-        UNIQUE (run_key, suite, target)
-    );
-    CREATE TABLE alerts (
-        id           bigserial PRIMARY KEY,
-        run_key      text REFERENCES runs(run_key),
-        severity     text NOT NULL,
-        title        text NOT NULL,
-        message      text NOT NULL,
-        context      jsonb NOT NULL DEFAULT '{}',
-        channels     jsonb NOT NULL DEFAULT '[]',
-        recorded_at  timestamptz NOT NULL DEFAULT now(),
-        UNIQUE (run_key, title)
-    );
-    CREATE INDEX artifacts_kind_name ON artifacts (kind, name, version DESC);
-    CREATE INDEX edges_child ON artifact_edges (child_id);
-    """,
-    # 2: views that answer "what is live, what produced it, with which params, how it compared"
-    """
-    CREATE VIEW v_live AS
-      SELECT al.kind AS alias_kind, al.alias, a.id AS artifact_id, a.kind, a.name, a.version,
-             a.uri, a.content_hash, a.params, a.metrics, a.status, a.run_key, r.dag_id, r.run_id,
-             al.updated_at AS live_since
-        FROM aliases al JOIN artifacts a ON a.id = al.artifact_id
-        LEFT JOIN runs r ON r.run_key = a.run_key
-      UNION ALL
-      SELECT 'stage', a.name, a.id, a.kind, a.name, a.version, a.uri, a.content_hash, a.params,
-             a.metrics, a.status, a.run_key, r.dag_id, r.run_id, a.updated_at
-        FROM artifacts a LEFT JOIN runs r ON r.run_key = a.run_key
-       WHERE a.stage = 'production';
-    CREATE VIEW v_lineage AS
-      WITH RECURSIVE up(child_id, ancestor_id, relation, depth) AS (
-        SELECT child_id, parent_id, relation, 1 FROM artifact_edges
-        UNION ALL
-        SELECT up.child_id, e.parent_id, e.relation, up.depth + 1
-          FROM up JOIN artifact_edges e ON e.child_id = up.ancestor_id
-         WHERE up.depth < 32)
-      SELECT up.child_id, up.ancestor_id, up.relation, up.depth, a.kind, a.name, a.version,
-             a.uri, a.params, a.metrics
-        FROM up JOIN artifacts a ON a.id = up.ancestor_id;
-    """,
-    # 3: the LLM call cache: a retried or resumed run never pays for the same call twice
-    """
-    CREATE TABLE llm_cache (
-        cache_key          text PRIMARY KEY,
-        model              text NOT NULL,
-        prompt_version     text NOT NULL,
-        response           jsonb NOT NULL,
-        prompt_tokens      integer NOT NULL DEFAULT 0,
-        completion_tokens  integer NOT NULL DEFAULT 0,
-        cost_usd           double precision NOT NULL DEFAULT 0,
-        created_at         timestamptz NOT NULL DEFAULT now()
-    );
-    """,
-]
+_ARTIFACT_COLS = "id, kind, name, version, content_hash, uri, params, metrics, status, stage, run_key"
+_A_COLS = ", ".join(f"a.{c.strip()}" for c in _ARTIFACT_COLS.split(","))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Artifact:
     id: int
     kind: str
@@ -173,12 +49,12 @@ class Artifact:
                 "hash": self.content_hash[:12], "uri": self.uri, "status": self.status,
                 "stage": self.stage}
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
-_ARTIFACT_COLS = "id, kind, name, version, content_hash, uri, params, metrics, status, stage, run_key"
 
-
-def _artifact(row: Sequence[Any] | None) -> Artifact | None:
-    return Artifact(*row) if row else None
+def _artifact(row: dict[str, Any] | None) -> Artifact | None:
+    return Artifact(**{k: row[k] for k in Artifact.__dataclass_fields__}) if row else None
 
 
 def run_key_for(dag_id: str, run_id: str) -> str:
@@ -196,28 +72,48 @@ class Registry:
 
     @contextmanager
     def transaction(self) -> Generator[Any, None, None]:
+        """A cursor whose rows are dicts, in one transaction (committed on leaving)."""
         conn = psycopg2.connect(self.dsn, options=f"-c search_path={self.schema}")
         try:
-            with conn, conn.cursor() as cur:
+            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                 yield cur
         finally:
             conn.close()
 
     # -- schema -----------------------------------------------------------------------------
     def migrate(self) -> int:
-        """Creates or upgrades the schema; returns the schema version. Safe to call concurrently."""
+        """Creates or upgrades the schema; returns the schema version now. Safe to call concurrently."""
         with self.transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ragops-migrate-{self.schema}",))
             cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
                         " applied_at timestamptz NOT NULL DEFAULT now())")
-            cur.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-            current = cur.fetchone()[0]
+            current = self._version(cur)
             for version, ddl in enumerate(MIGRATIONS, start=1):
                 if version > current:
                     cur.execute(ddl)
                     cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
-            return len(MIGRATIONS)
+            return self._version(cur)
+
+    def schema_version(self) -> int:
+        """The schema's migration version; 0 when the schema does not exist yet."""
+        with self.transaction() as cur:
+            cur.execute("SELECT to_regclass(%s) AS t", (f'"{self.schema}".schema_migrations',))
+            if cur.fetchone()["t"] is None:
+                return 0
+            return self._version(cur)
+
+    def require_current(self) -> None:
+        """Refuses a schema behind this code (tasks never migrate: a least-privilege role can't)."""
+        have, need = self.schema_version(), len(MIGRATIONS)
+        if have < need:
+            raise SchemaBehind(f"the lineage schema {self.schema!r} is at version {have}, this code needs {need}: "
+                               "run `python -m ragops migrate` (as a role that may create in it)")
+
+    @staticmethod
+    def _version(cur: Any) -> int:
+        cur.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
+        return int(cur.fetchone()["v"])
 
     def drop(self) -> None:
         """Drops the whole schema (tests and teardown only)."""
@@ -250,8 +146,13 @@ class Registry:
             cur.execute("SELECT run_key, dag_id, run_id, params, status, summary, fallbacks FROM runs"
                         " WHERE run_key = %s", (run_key,))
             row = cur.fetchone()
-        keys = ("run_key", "dag_id", "run_id", "params", "status", "summary", "fallbacks")
-        return dict(zip(keys, row, strict=True)) if row else None
+        return dict(row) if row else None
+
+    def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.transaction() as cur:
+            cur.execute("SELECT run_key, dag_id, status, fallbacks, started_at, finished_at FROM runs"
+                        " ORDER BY started_at DESC LIMIT %s", (limit,))
+            return [dict(r) for r in cur.fetchall()]
 
     # -- artifacts --------------------------------------------------------------------------
     def record_artifact(
@@ -287,11 +188,11 @@ class Registry:
                  _json(metrics or {}), status, stage, run_key),
             )
             art = _artifact(cur.fetchone())
+            assert art is not None
             for parent_id, relation in parents:
                 cur.execute(
                     "INSERT INTO artifact_edges (parent_id, child_id, relation) VALUES (%s, %s, %s)"
                     " ON CONFLICT DO NOTHING", (parent_id, art.id, relation))
-        assert art is not None
         return art
 
     def update_artifact(self, artifact_id: int, *, metrics: dict[str, Any] | None = None,
@@ -337,7 +238,7 @@ class Registry:
         with self.transaction() as cur:
             cur.execute(f"SELECT {_ARTIFACT_COLS} FROM artifacts WHERE {' AND '.join(where)}"
                         " ORDER BY name, version", args)
-            return [_artifact(r) for r in cur.fetchall()]  # type: ignore[misc]
+            return [a for a in map(_artifact, cur.fetchall()) if a is not None]
 
     def add_edge(self, parent_id: int, child_id: int, relation: str) -> None:
         with self.transaction() as cur:
@@ -346,41 +247,59 @@ class Registry:
 
     def parents(self, artifact_id: int) -> list[tuple[Artifact, str]]:
         with self.transaction() as cur:
-            cur.execute(f"SELECT {', '.join('a.' + c.strip() for c in _ARTIFACT_COLS.split(','))}, e.relation"
-                        " FROM artifact_edges e JOIN artifacts a ON a.id = e.parent_id"
+            cur.execute(f"SELECT {_A_COLS}, e.relation FROM artifact_edges e JOIN artifacts a ON a.id = e.parent_id"
                         " WHERE e.child_id = %s ORDER BY a.kind, a.id", (artifact_id,))
-            return [(Artifact(*row[:-1]), row[-1]) for row in cur.fetchall()]
+            return [(_artifact(r), r["relation"]) for r in cur.fetchall()]  # type: ignore[misc]
+
+    def parent(self, artifact_id: int, relation: str) -> Artifact | None:
+        """The first parent of an artifact by one relation (a collection's model, a model's dataset...)."""
+        return next((p for p, rel in self.parents(artifact_id) if rel == relation), None)
 
     def children(self, artifact_id: int) -> list[tuple[Artifact, str]]:
         """What was made from an artifact: evaluations of a collection, collections of a chunk set..."""
         with self.transaction() as cur:
-            cur.execute(f"SELECT {', '.join('a.' + c.strip() for c in _ARTIFACT_COLS.split(','))}, e.relation"
-                        " FROM artifact_edges e JOIN artifacts a ON a.id = e.child_id"
+            cur.execute(f"SELECT {_A_COLS}, e.relation FROM artifact_edges e JOIN artifacts a ON a.id = e.child_id"
                         " WHERE e.parent_id = %s ORDER BY a.id", (artifact_id,))
-            return [(Artifact(*row[:-1]), row[-1]) for row in cur.fetchall()]
+            return [(_artifact(r), r["relation"]) for r in cur.fetchall()]  # type: ignore[misc]
 
     def ancestors(self, artifact_id: int) -> list[dict[str, Any]]:
         """The whole upstream lineage of an artifact, nearest first."""
         with self.transaction() as cur:
-            cur.execute("SELECT DISTINCT ON (ancestor_id) ancestor_id, relation, depth, kind, name, version,"
+            cur.execute("SELECT DISTINCT ON (ancestor_id) ancestor_id AS id, relation, depth, kind, name, version,"
                         " uri, params, metrics FROM v_lineage WHERE child_id = %s"
                         " ORDER BY ancestor_id, depth", (artifact_id,))
-            keys = ("id", "relation", "depth", "kind", "name", "version", "uri", "params", "metrics")
-            rows = [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+            rows = [dict(r) for r in cur.fetchall()]
         return sorted(rows, key=lambda r: (r["depth"], r["id"]))
 
     # -- aliases (collections) and stages (models) ------------------------------------------
+    @contextmanager
+    def alias_lock(self, alias: str, kind: str = AliasKind.COLLECTION) -> Generator[None, None, None]:
+        """Holds the alias' lock: everything that moves an alias or deletes its collections takes
+        it (index runs, rollbacks, the CLI), so none of them acts on a view the other changed."""
+        conn = psycopg2.connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"{self.schema}:alias:{kind}:{alias}",))
+            yield
+        finally:
+            conn.close()  # ends the session, which releases the lock even on a crash
+
     def set_alias(self, kind: str, alias: str, artifact_id: int, *, reason: str,
-                  run_key: str | None = None) -> int | None:
+                  run_key: str | None = None, expected: int | None | type[Ellipsis] = ...) -> int | None:
         """Points an alias at an artifact in one transaction, with history. Returns the previous
-        target. Setting the alias to where it already points records nothing new."""
+        target. Setting the alias to where it already points records nothing new. With
+        ``expected`` (an artifact id, or None for "no alias yet"), it is a compare-and-swap:
+        ``AliasMoved`` is raised if the alias no longer points there."""
         with self.transaction() as cur:
             cur.execute("SELECT artifact_id FROM aliases WHERE kind = %s AND alias = %s FOR UPDATE",
                         (kind, alias))
             row = cur.fetchone()
-            previous = row[0] if row else None
+            previous = row["artifact_id"] if row else None
             if previous == artifact_id:
                 return previous
+            if expected is not ... and previous != expected:
+                raise AliasMoved(f"alias {alias!r} points at artifact {previous}, not {expected} as planned: "
+                                 "another run moved it; nothing was changed")
             cur.execute("""INSERT INTO aliases (kind, alias, artifact_id) VALUES (%s, %s, %s)
                            ON CONFLICT (kind, alias) DO UPDATE SET artifact_id = EXCLUDED.artifact_id,
                                updated_at = now()""", (kind, alias, artifact_id))
@@ -391,8 +310,7 @@ class Registry:
 
     def get_alias(self, kind: str, alias: str) -> Artifact | None:
         with self.transaction() as cur:
-            cur.execute(f"SELECT {', '.join('a.' + c.strip() for c in _ARTIFACT_COLS.split(','))}"
-                        " FROM aliases al JOIN artifacts a ON a.id = al.artifact_id"
+            cur.execute(f"SELECT {_A_COLS} FROM aliases al JOIN artifacts a ON a.id = al.artifact_id"
                         " WHERE al.kind = %s AND al.alias = %s", (kind, alias))
             return _artifact(cur.fetchone())
 
@@ -400,8 +318,7 @@ class Registry:
         with self.transaction() as cur:
             cur.execute("SELECT from_artifact_id, to_artifact_id, reason, run_key FROM alias_history"
                         " WHERE kind = %s AND alias = %s ORDER BY id", (kind, alias))
-            keys = ("from_artifact_id", "to_artifact_id", "reason", "run_key")
-            return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+            return [dict(r) for r in cur.fetchall()]
 
     def set_stage(self, artifact_id: int, stage: str, *, reason: str, run_key: str | None = None,
                   exclusive: bool = False) -> list[int]:
@@ -416,17 +333,18 @@ class Registry:
             row = cur.fetchone()
             if row is None:
                 raise KeyError(f"artifact {artifact_id} does not exist")
-            kind, name, current = row
+            kind, name, current = row["kind"], row["name"], row["stage"]
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}:stage:{kind}:{name}",))
             if exclusive:
                 cur.execute("SELECT id FROM artifacts WHERE kind = %s AND name = %s AND stage = %s AND id <> %s"
                             " FOR UPDATE", (kind, name, stage, artifact_id))
-                archived = [r[0] for r in cur.fetchall()]
+                archived = [r["id"] for r in cur.fetchall()]
                 for other in archived:
-                    cur.execute("UPDATE artifacts SET stage = 'archived', updated_at = now() WHERE id = %s", (other,))
+                    cur.execute("UPDATE artifacts SET stage = %s, updated_at = now() WHERE id = %s",
+                                (Stage.ARCHIVED, other))
                     cur.execute("INSERT INTO stage_history (artifact_id, from_stage, to_stage, reason, run_key)"
-                                " VALUES (%s, %s, 'archived', %s, %s)",
-                                (other, stage, f"superseded by artifact {artifact_id}", run_key))
+                                " VALUES (%s, %s, %s, %s, %s)",
+                                (other, stage, Stage.ARCHIVED, f"superseded by artifact {artifact_id}", run_key))
             if current != stage:
                 cur.execute("UPDATE artifacts SET stage = %s, updated_at = now() WHERE id = %s", (stage, artifact_id))
                 cur.execute("INSERT INTO stage_history (artifact_id, from_stage, to_stage, reason, run_key)"
@@ -443,8 +361,15 @@ class Registry:
         with self.transaction() as cur:
             cur.execute("SELECT from_stage, to_stage, reason, run_key FROM stage_history WHERE artifact_id = %s"
                         " ORDER BY id", (artifact_id,))
-            keys = ("from_stage", "to_stage", "reason", "run_key")
-            return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+            return [dict(r) for r in cur.fetchall()]
+
+    def stage_history_of(self, kind: str, name: str) -> list[dict[str, Any]]:
+        """Every stage change of every version of (kind, name), oldest first."""
+        with self.transaction() as cur:
+            cur.execute("SELECT a.version, h.from_stage, h.to_stage, h.reason, h.run_key FROM stage_history h"
+                        " JOIN artifacts a ON a.id = h.artifact_id WHERE a.kind = %s AND a.name = %s ORDER BY h.id",
+                        (kind, name))
+            return [dict(r) for r in cur.fetchall()]
 
     # -- data quality and alerts ------------------------------------------------------------
     def record_dq(self, run_key: str, suite: str, target: str, success: bool,
@@ -457,14 +382,18 @@ class Registry:
                        statistics = EXCLUDED.statistics, failures = EXCLUDED.failures, recorded_at = now()
                    RETURNING id""",
                 (run_key, suite, target, success, _json(statistics or {}), _json(failures or [])))
-            return cur.fetchone()[0]
+            return int(cur.fetchone()["id"])
 
-    def dq_results(self, run_key: str) -> list[dict[str, Any]]:
+    def dq_results(self, run_key: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """A run's data-quality results in order, or the latest of all runs (newest first)."""
         with self.transaction() as cur:
-            cur.execute("SELECT suite, target, success, statistics, failures FROM dq_results WHERE run_key = %s"
-                        " ORDER BY id", (run_key,))
-            keys = ("suite", "target", "success", "statistics", "failures")
-            return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+            if run_key is None:
+                cur.execute("SELECT run_key, suite, target, success, statistics, failures FROM dq_results"
+                            " ORDER BY id DESC LIMIT %s", (limit or 20,))
+            else:
+                cur.execute("SELECT run_key, suite, target, success, statistics, failures FROM dq_results"
+                            " WHERE run_key = %s ORDER BY id", (run_key,))
+            return [dict(r) for r in cur.fetchall()]
 
     def record_alert(self, run_key: str | None, severity: str, title: str, message: str,
                      context: dict[str, Any] | None = None, channels: list[str] | None = None) -> int:
@@ -477,26 +406,55 @@ class Registry:
                        channels = EXCLUDED.channels, recorded_at = now()
                    RETURNING id""",
                 (run_key, severity, title, message, _json(redact(context or {})), _json(channels or [])))
-            return cur.fetchone()[0]
+            return int(cur.fetchone()["id"])
 
-    def alerts(self, run_key: str | None = None) -> list[dict[str, Any]]:
+    def alerts(self, run_key: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """A run's alerts in order, or all alerts (the latest ``limit``, newest first)."""
+        cols = "SELECT run_key, severity, title, message, context, channels FROM alerts"
         with self.transaction() as cur:
-            if run_key is None:
-                cur.execute("SELECT run_key, severity, title, message, context, channels FROM alerts ORDER BY id")
+            if run_key is not None:
+                cur.execute(f"{cols} WHERE run_key = %s ORDER BY id", (run_key,))
+            elif limit is not None:
+                cur.execute(f"{cols} ORDER BY id DESC LIMIT %s", (limit,))
             else:
-                cur.execute("SELECT run_key, severity, title, message, context, channels FROM alerts"
-                            " WHERE run_key = %s ORDER BY id", (run_key,))
-            keys = ("run_key", "severity", "title", "message", "context", "channels")
-            return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+                cur.execute(f"{cols} ORDER BY id")
+            return [dict(r) for r in cur.fetchall()]
+
+    # -- the LLM answer cache (a resumed run never pays twice) ------------------------------
+    def llm_cache_get(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        with self.transaction() as cur:
+            cur.execute("SELECT cache_key, response, prompt_tokens, completion_tokens, cost_usd FROM llm_cache"
+                        " WHERE cache_key = ANY(%s)", (keys,))
+            return {r["cache_key"]: dict(r) for r in cur.fetchall()}
+
+    def llm_cache_put(self, key: str, *, model: str, prompt_version: str, response: dict[str, Any],
+                      prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
+        """Stores one answer; a second write of the same key keeps the first (it was paid first)."""
+        with self.transaction() as cur:
+            cur.execute("INSERT INTO llm_cache (cache_key, model, prompt_version, response, prompt_tokens,"
+                        " completion_tokens, cost_usd) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT (cache_key) DO NOTHING",
+                        (key, model, prompt_version, _json(response), prompt_tokens, completion_tokens, cost_usd))
+
+    def llm_cache_count(self, prompt_version: str | None = None) -> int:
+        with self.transaction() as cur:
+            cur.execute("SELECT count(*) AS n FROM llm_cache WHERE %s IS NULL OR prompt_version = %s",
+                        (prompt_version, prompt_version))
+            return int(cur.fetchone()["n"])
 
     # -- reports ----------------------------------------------------------------------------
     def live(self) -> list[dict[str, Any]]:
         with self.transaction() as cur:
             cur.execute("SELECT alias_kind, alias, artifact_id, kind, name, version, uri, params, metrics,"
                         " dag_id, run_id FROM v_live ORDER BY alias_kind, alias")
-            keys = ("alias_kind", "alias", "artifact_id", "kind", "name", "version", "uri", "params",
-                    "metrics", "dag_id", "run_id")
-            return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+            return [dict(r) for r in cur.fetchall()]
+
+    def corpus_of(self, collection_id: int) -> dict[str, Any] | None:
+        """The corpus snapshot a collection was built from (through its chunk set)."""
+        return next((a for a in self.ancestors(collection_id) if a["kind"] == ArtifactKind.CORPUS), None)
 
 
 def _json(obj: Any) -> psycopg2.extras.Json:

@@ -1,0 +1,143 @@
+"""Airflow Connections and Variables turned into ragops settings, read once per task.
+
+Secrets come only from Connections and never leave the objects built here.
+
+Connections (``airflow_settings.yaml`` defines the local ones):
+- ``ragops_postgres`` (required): the lineage registry's Postgres; extras such as ``sslmode``
+  become libpq parameters. Never Airflow's metadata DB.
+- ``ragops_weaviate`` (optional): without it the embedded LanceDB store is used (a named fallback).
+- ``ragops_llm`` (optional): an OpenAI-compatible endpoint; host = base URL, password = API key.
+- ``ragops_slack`` (optional, Slack incoming webhook) and ``ragops_smtp`` (optional, extra
+  ``{"to": ...}``) for alerts. Alerts are always logged and recorded whether or not these exist.
+
+Variables: ``ragops_lineage_schema``, ``ragops_artifact_root``, ``ragops_vector_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from ragops.config import RagopsSettings
+from ragops.services import LLMEndpoint
+from ragops.vocabulary import (
+    ARTIFACT_ROOT_VARIABLE,
+    DEFAULT_SCHEMA,
+    LLM_CONN_ID,
+    POSTGRES_CONN_ID,
+    SCHEMA_VARIABLE,
+    SLACK_CONN_ID,
+    SMTP_CONN_ID,
+    VECTOR_DIR_VARIABLE,
+    WEAVIATE_CONN_ID,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from ragops.notify import Channel
+
+# libpq parameters a Postgres connection's extras may carry (anything else is not libpq's).
+_LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
+                 "target_session_attrs", "options")
+
+
+def connection(conn_id: str) -> Connection | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def variable(key: str, default: str | None = None) -> str | None:
+    from airflow.sdk import Variable
+
+    return Variable.get(key, default=default)
+
+
+def postgres_dsn() -> str:
+    conn = connection(POSTGRES_CONN_ID)
+    if conn is None:
+        raise RuntimeError(f"the Airflow connection {POSTGRES_CONN_ID!r} (the lineage registry's Postgres) is missing")
+    user = quote(conn.login or "", safe="")
+    password = f":{quote(conn.password, safe='')}" if conn.password else ""
+    auth = f"{user}{password}@" if user else ""
+    extras = {k: v for k, v in (conn.extra_dejson or {}).items() if k in _LIBPQ_EXTRAS}
+    query = f"?{urlencode(extras)}" if extras else ""
+    return f"postgresql://{auth}{conn.host or '127.0.0.1'}:{conn.port or 5432}/{conn.schema or 'ragops'}{query}"
+
+
+def settings_from_airflow() -> RagopsSettings:
+    """Settings for a running task, from Connections and Variables, with every fallback named."""
+    env = dict(os.environ)
+    env["RAGOPS_PG_DSN"] = postgres_dsn()
+    env["RAGOPS_SCHEMA"] = variable(SCHEMA_VARIABLE, env.get("RAGOPS_SCHEMA", DEFAULT_SCHEMA)) or DEFAULT_SCHEMA
+    for var, name in ((ARTIFACT_ROOT_VARIABLE, "RAGOPS_ARTIFACT_ROOT"), (VECTOR_DIR_VARIABLE, "RAGOPS_VECTOR_DIR")):
+        value = variable(var, env.get(name))
+        if value:
+            env[name] = value
+    weaviate = connection(WEAVIATE_CONN_ID)
+    if weaviate is not None and weaviate.host:
+        host = weaviate.host if "://" in weaviate.host else f"{weaviate.schema or 'http'}://{weaviate.host}"
+        env["WEAVIATE_URL"] = f"{host}:{weaviate.port}" if weaviate.port else host
+        env["RAGOPS_VECTOR_BACKEND"] = "weaviate"
+        extra = weaviate.extra_dejson or {}
+        if extra.get("grpc_port"):
+            env["WEAVIATE_GRPC_PORT"] = str(extra["grpc_port"])
+        if weaviate.password:
+            env["WEAVIATE_API_KEY"] = weaviate.password
+    else:
+        env.pop("WEAVIATE_URL", None)
+        env["RAGOPS_VECTOR_BACKEND"] = "lancedb"
+    return RagopsSettings.from_env(env)
+
+
+def artifact_root_path(settings: RagopsSettings) -> Any:
+    """A remote artifact root as Airflow's ObjectStoragePath (it reads the connection named in the
+    URI, ``s3://aws_default@bucket/prefix``); None for a local root."""
+    root = settings.artifact_root
+    if "://" not in root or root.startswith("file://"):
+        return None
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(root)
+
+
+def llm_endpoint() -> LLMEndpoint | None:
+    """The OpenAI-compatible endpoint, or None (then the offline generator runs, a named fallback)."""
+    conn = connection(LLM_CONN_ID)
+    if conn is None or not conn.host:
+        return None
+    base_url = conn.host if "://" in conn.host else f"https://{conn.host}"
+    if conn.port:
+        base_url = f"{base_url}:{conn.port}"
+    if conn.schema:
+        base_url = f"{base_url.rstrip('/')}/{conn.schema.strip('/')}"
+    return LLMEndpoint(base_url, conn.password or "not-needed", dict(conn.extra_dejson or {}))
+
+
+def alert_channels() -> dict[str, Channel]:
+    """Slack and email, where their connections exist (log and registry are always on)."""
+    channels: dict[str, Channel] = {}
+    if connection(SLACK_CONN_ID) is not None:
+        def post_to_slack(title: str, message: str) -> None:
+            from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+            SlackWebhookHook(slack_webhook_conn_id=SLACK_CONN_ID).send_text(f"*{title}*\n{message}")
+
+        channels["slack"] = post_to_slack
+    smtp = connection(SMTP_CONN_ID)
+    recipients = (smtp.extra_dejson or {}).get("to") if smtp is not None else None
+    if recipients:
+        def send_email(title: str, message: str) -> None:
+            from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+            with SmtpHook(smtp_conn_id=SMTP_CONN_ID) as hook:
+                hook.send_email_smtp(to=recipients, subject=f"[ragops] {title}", html_content=f"<pre>{message}</pre>")
+
+        channels["email"] = send_email
+    return channels

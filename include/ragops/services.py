@@ -1,0 +1,99 @@
+"""The services a step works with, each opened lazily and at most once.
+
+A task (through ``ragops.orchestration.runtime.TaskRuntime``, a subclass) or a CLI command builds
+one ``Services`` from its settings and hands it to the logic functions. Nothing here knows
+Airflow: the runtime supplies settings read from Connections and Variables, the alert channels
+and the LLM endpoint; the CLI supplies settings from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ragops.config import RagopsSettings
+from ragops.vocabulary import MODEL_CACHE_DIR
+
+if TYPE_CHECKING:
+    from ragops.artifacts import ArtifactStore
+    from ragops.lineage import Registry
+    from ragops.models import ModelRef
+    from ragops.notify import Channel, Notifier
+    from ragops.stores import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LLMEndpoint:
+    """An OpenAI-compatible endpoint. The key stays in this object (repr hides it)."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Services:
+    def __init__(self, settings: RagopsSettings, *, channels: Mapping[str, Channel] | None = None,
+                 llm: LLMEndpoint | None = None, migrate: bool = False, artifact_root_path: Any = None):
+        """``migrate``: create or upgrade the lineage schema on first use (the CLI, setup); tasks
+        only check its version. ``artifact_root_path``: a ready path object for a remote artifact
+        root (the runtime passes Airflow's ObjectStoragePath, which reads the connection)."""
+        self.settings = settings
+        self.channels = dict(channels or {})
+        self.llm = llm
+        self._migrate = migrate
+        self._artifact_root_path = artifact_root_path
+
+    @cached_property
+    def registry(self) -> Registry:
+        from ragops.lineage import Registry
+
+        registry = Registry(self.settings.pg_dsn, self.settings.schema)
+        if self._migrate:
+            registry.migrate()
+        else:
+            registry.require_current()
+        return registry
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        from ragops.artifacts import ArtifactStore
+
+        return ArtifactStore(self.settings.artifact_root, root_path=self._artifact_root_path)
+
+    @cached_property
+    def store(self) -> VectorStore:
+        from ragops.stores import open_store
+
+        return open_store(self.settings)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from ragops.notify import Notifier
+
+        return Notifier(registry=self.registry, channels=dict(self.channels))
+
+    @property
+    def fallbacks(self) -> list[dict[str, str]]:
+        return [fb.as_dict() for fb in self.settings.fallbacks]
+
+    @property
+    def model_cache(self) -> str:
+        """This worker's model cache: models are materialised here from their artifact URIs."""
+        return os.environ.get("RAGOPS_MODEL_CACHE") or MODEL_CACHE_DIR
+
+    def model_path(self, model: ModelRef) -> str:
+        """A local folder holding ``model``, filled into this worker's cache on first use."""
+        from ragops.models import materialize
+
+        return materialize(model, self.artifacts, self.model_cache)
+
+    def close(self) -> None:
+        store = self.__dict__.get("store")
+        if store is not None and hasattr(store, "close"):
+            store.close()

