@@ -30,13 +30,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from ragops.artifacts import ArtifactStore  # noqa: E402
 from ragops.config import RagopsSettings, base_model_path  # noqa: E402
 from ragops.documents import embedding_text_of  # noqa: E402
 from ragops.embedding import Embedder  # noqa: E402
-from ragops.indexing import IndexParams, run_pipeline  # noqa: E402
-from ragops.lineage import Registry  # noqa: E402
-from ragops.stores.lancedb_store import LanceDBStore  # noqa: E402
+from ragops.indexing.params import IndexParams  # noqa: E402
+from ragops.indexing.pipeline import run_pipeline  # noqa: E402
+from ragops.services import Services  # noqa: E402
 
 
 def change_folder(folder: Path, share: float, seed: int = 7) -> int:
@@ -77,9 +76,8 @@ def main() -> None:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, RAGOPS_ARTIFACT_ROOT=str(work / "artifacts"), RAGOPS_VECTOR_DIR=str(work / "vectors"),
                RAGOPS_SCHEMA=schema, RAGOPS_VECTOR_BACKEND="lancedb")
-    settings = RagopsSettings.from_env(env)
-    registry = Registry(settings.pg_dsn, schema)
-    store, artifacts = LanceDBStore(settings.vector_dir), ArtifactStore(settings.artifact_root)
+    svc = Services(RagopsSettings.from_env(env), migrate=True)
+    registry, artifacts = svc.registry, svc.artifacts
     if args.corpus == "demo":
         from ragops.demo_corpus import demo_source_spec
 
@@ -101,10 +99,9 @@ def main() -> None:
                                "corpus": args.corpus, "pages": args.pages, "model": params_model}
     try:
         def timed_run(name: str, mode: str) -> dict[str, Any]:
-            p = IndexParams(**(params.as_dict() | {"mode": mode}))
+            p = params.replace(mode=mode)
             t0 = time.perf_counter()
-            summary = run_pipeline(settings, p, f"bench-{name}", registry=registry, store=store,
-                                   artifacts=artifacts, embedder=embedder, dag_id="bench")
+            summary = run_pipeline(svc, p, f"bench-{name}", embedder=embedder, dag_id="bench")
             wall = time.perf_counter() - t0
             out = {"wall_seconds": round(wall, 2), "timings": summary["timings"], "plan": summary["plan"],
                    "chunks": summary["chunks"]["chunks"], "documents": summary["corpus"]["documents"]}
@@ -114,7 +111,7 @@ def main() -> None:
         full = timed_run("full", "full")
         # The model alone over the same texts, in the same batches: the floor for embedding.
         chunk_art = registry.find_artifact("chunks", alias)
-        rows = artifacts.read_table(f"chunks/{alias}/{chunk_art.content_hash}.parquet").to_pylist()
+        rows = artifacts.read_table(artifacts.rel_of(chunk_art.uri)).to_pylist()
         texts = [embedding_text_of(r) for r in rows]
         t0 = time.perf_counter()
         for i in range(0, len(texts), args.batch_size):

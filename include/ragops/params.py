@@ -57,12 +57,27 @@ class ParamInfo:
 class ParamSpec(Record):
     """Base of each DAG's params dataclass (declare it ``@dataclass(frozen=True)``)."""
 
-    # Names a run may pass that steer the run but are not fields (e.g. review-import switches).
     def check(self) -> None:
         """Cross-field rules beyond one field's bounds; raise InvalidInput naming the params."""
 
     def __post_init__(self) -> None:
+        self.validate()
         self.check()
+
+    def validate(self) -> None:
+        """Every field against its JSON schema (as Airflow validates the trigger form), all
+        problems named at once."""
+        import jsonschema
+
+        problems = []
+        for info in self.describe():
+            value = _plain(getattr(self, info.name))
+            try:
+                jsonschema.validate(value, info.schema)
+            except jsonschema.ValidationError as exc:
+                problems.append(f"{info.name}={value!r}: {exc.message}")
+        if problems:
+            raise InvalidInput(f"invalid {type(self).__name__}: " + "; ".join(problems))
 
     @classmethod
     def describe(cls) -> list[ParamInfo]:
@@ -81,22 +96,11 @@ class ParamSpec(Record):
     def from_mapping(cls, values: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> Self:
         """Validates a run's values (DAG params, CLI flags) and builds the spec; unknown names are
         an error, missing ones take their defaults."""
-        import jsonschema
-
-        infos = {i.name: i for i in cls.describe()}
-        unknown = sorted(set(values) - set(infos) - set(ignore))
+        names = {i.name for i in cls.describe()}
+        unknown = sorted(set(values) - names - set(ignore))
         if unknown:
             raise InvalidInput(f"unknown {cls.__name__} params: {unknown}")
-        given = {k: v for k, v in values.items() if k in infos}
-        problems = []
-        for name, value in given.items():
-            try:
-                jsonschema.validate(_plain(value), infos[name].schema)
-            except jsonschema.ValidationError as exc:
-                problems.append(f"{name}={value!r}: {exc.message}")
-        if problems:
-            raise InvalidInput(f"invalid {cls.__name__}: " + "; ".join(problems))
-        return cls.from_xcom(given)
+        return cls.from_xcom({k: v for k, v in values.items() if k in names})
 
     def as_dict(self) -> dict[str, Any]:
         return self.to_xcom()
@@ -150,29 +154,33 @@ def _plain(value: Any) -> Any:
 
 # -- the command line ----------------------------------------------------------------------------
 def add_cli_arguments(parser: argparse.ArgumentParser, spec: type[ParamSpec], *,
-                      only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None) -> None:
+                      only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None,
+                      aliases: dict[str, str] | None = None, required: tuple[str, ...] = ()) -> None:
     """Adds ``--name`` flags for a spec's params (all, or ``only`` these), with the spec's
     defaults, help and choices. Lists and objects are given as JSON (a bare comma list works for
-    lists of numbers)."""
-    defaults = defaults or {}
+    lists of numbers). ``aliases`` adds another flag for a param (``{"alias": "--collection"}``);
+    ``required`` params have no default on the command line."""
+    defaults, aliases = defaults or {}, aliases or {}
     for info in spec.describe():
         if not info.cli or (only is not None and info.name not in only):
             continue
-        flag = "--" + info.name.replace("_", "-")
+        flags = [f"--{info.name.replace('_', '-')}", *([aliases[info.name]] if info.name in aliases else [])]
+        extra: dict[str, Any] = {"required": True} if info.name in required else {}
         default = defaults.get(info.name, info.default)
         kind = info.schema.get("type")
         kinds = kind if isinstance(kind, list) else [kind]
         help_text = f"{info.description} (default: {default!r})"
         if "boolean" in kinds:
-            parser.add_argument(flag, dest=info.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_text)
+            parser.add_argument(*flags, dest=info.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=help_text, **extra)
         elif "array" in kinds or "object" in kinds:
-            parser.add_argument(flag, dest=info.name, type=_json_or_list, default=default, help=help_text)
+            parser.add_argument(*flags, dest=info.name, type=_json_or_list, default=default, help=help_text,
+                                **extra)
         else:
             convert = {"integer": int, "number": float}.get(next((k for k in kinds if k != "null"), ""), str)
             choices = [c for c in info.schema.get("enum", []) if c is not None] or None
-            parser.add_argument(flag, dest=info.name, type=convert, default=default, choices=choices,
-                                help=help_text)
+            parser.add_argument(*flags, dest=info.name, type=convert, default=default, choices=choices,
+                                help=help_text, **extra)
 
 
 def cli_values(args: argparse.Namespace, spec: type[ParamSpec]) -> dict[str, Any]:

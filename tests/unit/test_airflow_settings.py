@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ragops.training.pod import TrainingConfig
+from ragops.training.compute import TrainingConfig
 
 SETTINGS = Path(__file__).resolve().parents[2] / "airflow_settings.yaml"
 
@@ -24,7 +24,7 @@ def test_training_variable_is_a_valid_training_config():
 
 
 def test_pools_and_connections_the_dags_use_exist():
-    from ragops.orchestration import LLM_POOL, POSTGRES_CONN_ID, VECTOR_STORE_POOL
+    from ragops.vocabulary import LLM_POOL, POSTGRES_CONN_ID, VECTOR_STORE_POOL
 
     settings = load()
     assert {LLM_POOL, VECTOR_STORE_POOL} <= {p["pool_name"] for p in settings["pools"]}

@@ -8,7 +8,10 @@ from ragops.artifacts import ArtifactStore
 from ragops.config import RagopsSettings, redact
 from ragops.documents import Block, Chunk, Document
 from ragops.hashing import chunk_object_id, hash_many, hash_object
-from ragops.indexing import IndexParams, collection_name, smoke_query
+from ragops.errors import InvalidInput
+from ragops.indexing.gate import smoke_query
+from ragops.indexing.params import IndexParams
+from ragops.indexing.steps import collection_name
 from ragops.notify import Notifier
 
 
@@ -71,19 +74,21 @@ def test_notifier_logs_records_and_survives_a_broken_channel(registry):
     reached = notifier.alert("gate failed", "bad", run_key=run, context={"token": "t0k3n"})
     assert reached == ["log", "email", "registry"]
     (alert,) = registry.alerts(run)
-    assert alert["title"] == "gate failed" and alert["context"] == {"token": "***"}
+    assert alert["title"] == "gate failed" and alert["context"] == {"token": "***", "channel_errors": {"slack": "ConnectionError: slack down"}}
     assert sent and "t0k3n" not in sent[0][1]
 
 
 def test_index_params_validate_and_name_the_bad_param():
-    with pytest.raises(ValueError, match="chunk_overlap"):
-        IndexParams(sources=[{"type": "folder"}], chunk_size=10, chunk_overlap=10)
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(InvalidInput, match="chunk_overlap"):
+        IndexParams(sources=[{"type": "folder"}], chunk_size=16, chunk_overlap=16)
+    with pytest.raises(InvalidInput, match="mode='sometimes'"):
         IndexParams(sources=[{"type": "folder"}], mode="sometimes")
-    with pytest.raises(ValueError, match="unknown rag_index params"):
+    with pytest.raises(InvalidInput, match=r"unknown IndexParams params: \['chunk_sise'\]"):
         IndexParams.from_mapping({"sources": [{}], "chunk_sise": 3})
-    with pytest.raises(Exception, match="lower"):
+    with pytest.raises(InvalidInput, match="alias='lower'"):
         IndexParams(sources=[{"type": "folder"}], alias="lower")
+    with pytest.raises(InvalidInput, match="chunk_size=8.*minimum.*batch_size=0"):
+        IndexParams.from_mapping({"chunk_size": 8, "chunk_overlap": 0, "batch_size": 0})
     assert collection_name("Docs", "ab" * 32) == "Docs_abababababab"
 
 

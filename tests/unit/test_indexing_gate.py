@@ -11,8 +11,10 @@ import pytest
 from tests.unit.training_data import save_broken_model
 
 from ragops.config import RagopsSettings
-from ragops.indexing import GateFailed, IndexParams, run_pipeline
-from ragops.stores.lancedb_store import LanceDBStore
+from ragops.errors import GateFailed
+from ragops.indexing.params import IndexParams
+from ragops.indexing.pipeline import run_pipeline
+from ragops.services import Services
 
 FIXTURE_CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 GOLDEN = [
@@ -30,21 +32,23 @@ def setup(registry, tmp_path, embedder):
     corpus = tmp_path / "docs"
     shutil.copytree(FIXTURE_CORPUS, corpus)
     golden = tmp_path / "golden.jsonl"
-    golden.write_text("".join(json.dumps({"query": q, "doc_id": d}) + "\n" for q, d in GOLDEN))
+    # Folder documents are named "<source name>:<path>"; the source below is named "fx".
+    golden.write_text("".join(json.dumps({"query": q, "doc_id": f"fx:{d}"}) + "\n" for q, d in GOLDEN))
     settings = RagopsSettings.from_env({"RAGOPS_PG_DSN": registry.dsn, "RAGOPS_SCHEMA": registry.schema,
                                         "RAGOPS_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
                                         "RAGOPS_VECTOR_DIR": str(tmp_path / "vectors")})
-    store = LanceDBStore(settings.vector_dir)
+    svc = Services(settings)
     params = IndexParams(alias="Golden", sources=[{"type": "folder", "name": "fx", "path": str(corpus),
                                                    "root": str(tmp_path)}],
                          chunk_size=96, chunk_overlap=16, smoke_sample=8, smoke_min_hit_rate=0.5,
                          golden_queries=str(golden), golden_mode="dense", ndcg_tolerance=0.02)
-    return settings, store, params, tmp_path
+    return svc, params, tmp_path
 
 
 def test_golden_gate_keeps_a_worse_collection_from_going_live(setup, registry, base_model_path):
-    settings, store, params, tmp_path = setup
-    first = run_pipeline(settings, params, "r1", registry=registry, store=store)
+    svc, params, tmp_path = setup
+    store = svc.store
+    first = run_pipeline(svc, params, "r1")
     live = store.get_alias("Golden")
     golden = first["gate"]["golden_ndcg"]
     assert golden["live"] is None and golden["candidate"] > 0.6  # the base model finds most pages
@@ -52,9 +56,9 @@ def test_golden_gate_keeps_a_worse_collection_from_going_live(setup, registry, b
     # A re-embedding with a worse model must not replace it, however healthy its counts look.
     broken = tmp_path / "broken-model"
     save_broken_model(base_model_path, broken)
-    worse = IndexParams(**(params.as_dict() | {"embedding_model": str(broken), "smoke_min_hit_rate": 0.0}))
+    worse = params.replace(embedding_model=str(broken), smoke_min_hit_rate=0.0)
     with pytest.raises(GateFailed, match="golden_ndcg"):
-        run_pipeline(settings, worse, "r2", registry=registry, store=store)
+        run_pipeline(svc, worse, "r2")
     assert store.get_alias("Golden") == live
     failed = [a for a in registry.list_artifacts("collection", "Golden") if a.status == "failed_gate"]
     assert len(failed) == 1

@@ -1,12 +1,71 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from ragops.lineage import Registry
+from ragops.errors import SchemaBehind
+from ragops.lineage import MIGRATIONS, Registry
 
 
-def test_migrate_is_idempotent(registry):
-    assert registry.migrate() == registry.migrate()
+def test_migrate_brings_a_schema_forward_once(pg_dsn):
+    reg = Registry(pg_dsn, schema=f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        assert reg.schema_version() == 0
+        with pytest.raises(SchemaBehind, match="at version 0, this code needs"):
+            reg.require_current()
+        # A deployment at version 1 (as the first release left it) is brought forward.
+        with reg.transaction() as cur:
+            cur.execute(f'CREATE SCHEMA "{reg.schema}"')
+            cur.execute(f'SET search_path TO "{reg.schema}"')
+            cur.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz"
+                        " NOT NULL DEFAULT now())")
+            cur.execute(MIGRATIONS[0])
+            cur.execute("INSERT INTO schema_migrations (version) VALUES (1)")
+        assert reg.schema_version() == 1
+        with pytest.raises(SchemaBehind, match="python -m ragops migrate"):
+            reg.require_current()
+        assert reg.migrate() == len(MIGRATIONS) > 1
+        assert reg.migrate() == len(MIGRATIONS)  # a second run applies nothing
+        with reg.transaction() as cur:
+            cur.execute("SELECT count(*) AS n FROM schema_migrations")
+            assert cur.fetchone()["n"] == len(MIGRATIONS)
+        reg.require_current()
+    finally:
+        reg.drop()
+
+
+def test_alias_compare_and_swap_refuses_a_moved_alias(registry):
+    from ragops.errors import AliasMoved
+
+    a = registry.record_artifact("collection", "D", "1", "D_1")
+    b = registry.record_artifact("collection", "D", "2", "D_2")
+    c = registry.record_artifact("collection", "D", "3", "D_3")
+    registry.set_alias("collection", "D", a.id, reason="first", expected=None)
+    registry.set_alias("collection", "D", c.id, reason="rollback meanwhile")
+    with pytest.raises(AliasMoved, match=f"points at artifact {c.id}, not {a.id}"):
+        registry.set_alias("collection", "D", b.id, reason="gate passed", expected=a.id)
+    assert registry.get_alias("collection", "D").id == c.id
+
+
+def test_alias_lock_serialises_holders(registry):
+    import threading
+    import time
+
+    order: list[str] = []
+
+    def hold(name: str, seconds: float) -> None:
+        with registry.alias_lock("D"):
+            order.append(f"{name}+")
+            time.sleep(seconds)
+            order.append(f"{name}-")
+
+    first = threading.Thread(target=hold, args=("a", 0.5))
+    first.start()
+    time.sleep(0.1)
+    hold("b", 0)
+    first.join()
+    assert order == ["a+", "a-", "b+", "b-"]
 
 
 def test_artifact_upsert_keeps_version_and_merges(registry):

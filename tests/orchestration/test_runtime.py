@@ -1,0 +1,60 @@
+"""The task runtime: one place that turns domain errors into Airflow outcomes, and the
+decorator that hides the plumbing from task bodies."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+
+def test_domain_errors_become_airflow_outcomes():
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from ragops.errors import AliasMoved, DataQualityError, GateFailed, InvalidInput, NothingNew, SchemaBehind
+    from ragops.orchestration.runtime import airflow_outcomes
+
+    for deterministic in (InvalidInput, DataQualityError, GateFailed, SchemaBehind, AliasMoved):
+        with pytest.raises(AirflowFailException, match=f"{deterministic.__name__}: bad"), airflow_outcomes():
+            raise deterministic("bad")
+    with pytest.raises(AirflowSkipException, match="nothing new"), airflow_outcomes():
+        raise NothingNew("nothing new")
+    with pytest.raises(ConnectionError), airflow_outcomes():  # transient: Airflow retries it
+        raise ConnectionError("postgres restarted")
+
+
+def test_ragops_task_hides_the_runtime_and_params_from_the_wiring():
+    from ragops.indexing.params import IndexParams
+    from ragops.indexing.records import ChunkSet, IndexRun
+    from ragops.orchestration import TaskRuntime, ragops_task
+
+    def plan(rt: TaskRuntime, run: IndexRun, chunks: ChunkSet, params: IndexParams) -> dict:
+        return {}
+
+    decorated = ragops_task(plan, pool="vector_store")
+    assert list(inspect.signature(decorated.function).parameters) == ["run", "chunks"]
+    assert decorated.multiple_outputs is False  # a record is one XCom value, never unrolled
+    assert decorated.kwargs["pool"] == "vector_store"
+
+
+def test_records_given_as_xcom_arrive_typed():
+    from ragops.indexing.records import Shard
+    from ragops.orchestration.runtime import _as_record
+    from ragops.runs import RunRef
+
+    shard = Shard("C_1", "/p.json", 0, 8)
+    assert _as_record(Shard, shard.to_xcom()) == shard
+    assert _as_record(RunRef | None, None) is None
+    assert _as_record(list[Shard], [shard.to_xcom()]) == [shard]
+    assert _as_record(list, [1]) == [1]  # not a record: passed on as it is
+
+
+def test_postgres_connection_keeps_its_libpq_extras(monkeypatch):
+    from ragops.orchestration.connections import postgres_dsn
+
+    monkeypatch.setenv("AIRFLOW_CONN_RAGOPS_POSTGRES", json.dumps({
+        "conn_type": "postgres", "host": "db.internal", "port": 5432, "login": "ragops", "password": "p@ss",
+        "schema": "lineage", "extra": {"sslmode": "require", "connect_timeout": 5, "cursor": "dict"}}))
+    dsn = postgres_dsn()
+    assert dsn == "postgresql://ragops:p%40ss@db.internal:5432/lineage?sslmode=require&connect_timeout=5"
