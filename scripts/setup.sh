@@ -32,6 +32,8 @@ fi
 export PATH="$RAGOPS_VENV/bin:$PATH"
 
 bash scripts/postgres.sh
+# Tasks never migrate the lineage schema (a least-privilege role could not): setup does, once.
+python -m ragops migrate >&2
 
 astamp="$RAGOPS_LOCAL/.airflow_settings.sha256"
 awant="$( (cat airflow_settings.yaml; echo "$AIRFLOW_HOME") | sha256sum | cut -d' ' -f1)"
