@@ -143,3 +143,48 @@ def test_rollback_is_one_trigger(ragops_env, corpus):
     assert run.state == "success", task_states(run)
     assert store.get_alias("TestDocs") == v1
     assert registry.alias_history("collection", "TestDocs")[-1]["reason"] == "rollback to v1"
+
+
+def asset_events(uri: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .filter(AssetModel.uri == uri).all())
+        return [dict(e.extra or {}) for e in rows]
+
+
+def test_the_swap_emits_the_asset_of_the_alias_it_moved(ragops_env, corpus):
+    import uuid
+
+    alias = f"Other{uuid.uuid4().hex[:8]}"
+    run = run_dag("rag_index", conf(corpus, alias=alias))
+    assert run.state == "success", task_states(run)
+    live = ragops_env.store().get_alias(alias)
+    events = asset_events(f"ragops://collection/{alias}")
+    assert [e["collection"] for e in events] == [live]
+    assert asset_events("ragops://collection/TestDocs") == [] or alias != "TestDocs"
+    # A rollback to the version that is live moves nothing and emits nothing.
+    version = ragops_env.registry.get_alias("collection", alias).version
+    again = run_dag("rag_collection_rollback", {"alias": alias, "version": version})
+    assert again.state == "success", task_states(again)
+    assert task_states(again)["rollback"] == "skipped"
+    assert len(asset_events(f"ragops://collection/{alias}")) == 1
+    assert ragops_env.registry.get_run(f"rag_collection_rollback/{again.run_id}")["status"] == "noop"
+
+
+def test_bad_input_fails_at_once_without_retries(ragops_env, tmp_path):
+    from airflow.utils.session import create_session
+
+    missing = tmp_path / "no-such-folder"
+    run = run_dag("rag_index", conf(missing))
+    assert run.state == "failed"
+    with create_session() as session:
+        load = next(ti for ti in run.get_task_instances(session=session) if ti.task_id == "load_documents")
+        assert str(load.state) == "failed" and load.try_number == 1  # deterministic: no retry
+    record = ragops_env.registry.get_run(f"rag_index/{run.run_id}")
+    assert record["status"] == "failed" and record["summary"]["failed_tasks"] == ["load_documents"]
+    alerts = ragops_env.registry.alerts(record["run_key"])
+    assert [a["title"] for a in alerts] == ["rag_index.load_documents failed"]
+    assert "no-such-folder" in alerts[0]["message"]

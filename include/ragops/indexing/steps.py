@@ -104,7 +104,7 @@ def load_documents(svc: Services, params: IndexParams, run: IndexRun) -> CorpusS
             try:
                 result = load_source(spec, on_error=params.on_bad_input, max_bytes=params.max_file_bytes)
             except SourceError as exc:
-                raise InvalidInput(f"source {spec.get('name') or spec.get('path')!r}: {exc}") from exc
+                raise InvalidInput(str(exc)) from exc  # the loader's message names the source and file
             for err in result.errors:
                 log.warning("skipped bad input: %s", err)
                 errors.append({"path": str(getattr(err, "path", "")), "reason": str(getattr(err, "reason", err))})

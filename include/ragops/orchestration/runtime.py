@@ -189,7 +189,8 @@ def run_closer(summarize: Summarize, **task_kwargs: Any) -> Any:
     package), records the outcome, and fails if any task failed, so the run's state tells the
     truth. Its return value is the run's lineage summary in XCom."""
 
-    @ragops_task(task_id="close_run", trigger_rule="all_done", **task_kwargs)
+    # Its own failure only reports the others' (already alerted): no second alert.
+    @ragops_task(task_id="close_run", trigger_rule="all_done", on_failure_callback=None, **task_kwargs)
     def close_run(rt: TaskRuntime, run: RunRef | None) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
