@@ -128,3 +128,41 @@ def test_finish_unknown_run_is_an_error(registry):
 def test_schema_name_is_validated(pg_dsn):
     with pytest.raises(ValueError, match="schema"):
         Registry(pg_dsn, schema="bad; drop table x")
+
+
+def test_a_least_privilege_role_runs_tasks_without_migrating(registry):
+    """Tasks only read the schema version, so a role that may write rows but create nothing works."""
+    from urllib.parse import urlparse, urlunparse
+
+    import psycopg2
+
+    from ragops.config import RagopsSettings
+    from ragops.runs import close_run, open_run
+    from ragops.services import Services
+
+    url = urlparse(registry.dsn)
+    admin_dsn = urlunparse(url._replace(netloc=f"postgres@{url.hostname}:{url.port}"))
+    role = f"task_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(admin_dsn)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no superuser on this Postgres to create a role: {exc}")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw' NOCREATEDB NOCREATEROLE")
+        cur.execute(f"GRANT USAGE ON SCHEMA {registry.schema} TO {role}")
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {registry.schema} TO {role}")
+        cur.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {registry.schema} TO {role}")
+    try:
+        dsn = urlunparse(url._replace(netloc=f"{role}:pw@{url.hostname}:{url.port}"))
+        svc = Services(RagopsSettings.from_env({"RAGOPS_PG_DSN": dsn, "RAGOPS_SCHEMA": registry.schema}))
+        run = open_run(svc, "rag_index", "least-privilege", {"alias": "Docs"})
+        svc.registry.record_artifact("corpus", "Docs", "h", "/c", run_key=run.run_key)
+        assert close_run(svc, run, {"documents": 1}) == "success"
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            Registry(dsn, f"{registry.schema}_new").migrate()  # creating is the migrate job's, not a task's
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE {role}")
+        admin.close()
