@@ -35,12 +35,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from tests.llm_server import LLMTestServer  # noqa: E402
 
 from ragops.artifacts import ArtifactStore  # noqa: E402
-from ragops.config import base_model_path  # noqa: E402
+from ragops.config import (  # noqa: E402
+    RagopsSettings,
+    base_model_path,
+)
 from ragops.lineage import Registry  # noqa: E402
 from ragops.prompts import load_prompt  # noqa: E402
+from ragops.services import Services  # noqa: E402
 from ragops.synthetic.generation import generate_with_llm  # noqa: E402
 from ragops.synthetic.llm import LLMSettings  # noqa: E402
-from ragops.synthetic.pipeline import SyntheticParams, run_pipeline  # noqa: E402
+from ragops.synthetic.params import SyntheticParams  # noqa: E402
+from ragops.synthetic.pipeline import run_pipeline  # noqa: E402
 
 
 def scifact_chunks(path: Path) -> tuple[list[dict[str, Any]], float]:
@@ -97,9 +102,10 @@ def throughput(chunks: list[dict[str, Any]], dsn: str, latency_s: float, levels:
 
 
 def offline_dataset(chunks: list[dict[str, Any]], dsn: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    registry = Registry(dsn, f"bench_{uuid.uuid4().hex[:10]}")
-    registry.migrate()
-    artifacts = ArtifactStore(work / "artifacts")
+    svc = Services(RagopsSettings.from_env({"RAGOPS_PG_DSN": dsn, "RAGOPS_SCHEMA": f"bench_{uuid.uuid4().hex[:10]}",
+                                             "RAGOPS_ARTIFACT_ROOT": str(work / "artifacts"),
+                                             "RAGOPS_VECTOR_DIR": str(work / "vectors")}), migrate=True)
+    registry, artifacts = svc.registry, svc.artifacts
     out: dict[str, Any] = {}
     try:
         register_chunks(registry, artifacts, chunks, "SciFact")
@@ -110,7 +116,7 @@ def offline_dataset(chunks: list[dict[str, Any]], dsn: str, work: Path, args: ar
                     round_trip=True, round_trip_k=5, hard_negatives=True, negatives_k=10)}
         for name, params in runs.items():
             t0 = time.perf_counter()
-            summary = run_pipeline(params, f"bench-{name}", registry=registry, artifacts=artifacts)
+            summary = run_pipeline(svc, params, f"bench-{name}")
             seconds = time.perf_counter() - t0
             art = registry.get_artifact(summary["dataset"]["dataset_id"])
             out[name] = {"seconds": round(seconds, 2), "sampled_chunks": summary["sample"]["chunks"],
@@ -120,9 +126,9 @@ def offline_dataset(chunks: list[dict[str, Any]], dsn: str, work: Path, args: ar
                          "rows_train": art.metrics["rows_train"], "rows_test": art.metrics["rows_test"],
                          "docs_train": art.metrics["docs_train"], "docs_test": art.metrics["docs_test"],
                          "dq_success": summary["dq"]["success"], "status": art.status,
-                         "dq_failures": [f["message"] for f in summary["dq"]["failures"]]}
+                         "dq_failures": summary["dq"]["failures"]}
         t0 = time.perf_counter()
-        again = run_pipeline(runs["full"], "bench-full-again", registry=registry, artifacts=artifacts)
+        again = run_pipeline(svc, runs["full"], "bench-full-again")
         out["full"]["rerun_seconds"] = round(time.perf_counter() - t0, 2)
         out["full"]["rerun_same_version"] = again["dataset"]["dataset_id"] == registry.find_artifact(
             "dataset", "synthetic-queries", version=1).id and not again["dataset"]["new_version"]

@@ -10,7 +10,7 @@ A run is opened once (the first task of a DAG, or the start of a CLI command) an
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +66,7 @@ class RecordedRun:
 
 @contextmanager
 def recorded_run(svc: Services, dag_id: str, run_id: str, params: dict[str, Any],
-                 extra_fallbacks: list[dict[str, str]] | None = None) -> Iterator[RecordedRun]:
+                 extra_fallbacks: list[dict[str, str]] | None = None) -> Generator[RecordedRun, None, None]:
     """The CLI's form of the lifecycle: the run is closed as failed if the body raises."""
     handle = RecordedRun(open_run(svc, dag_id, run_id, params, extra_fallbacks))
     try:

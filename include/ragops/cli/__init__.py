@@ -19,7 +19,7 @@ import argparse
 import logging
 import sys
 
-from ragops.cli import index, report
+from ragops.cli import index, loop, query, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     index.add_commands(sub)
     report.add_commands(sub)
+    loop.add_commands(sub)
+    query.add_commands(sub)
     return parser
 
 

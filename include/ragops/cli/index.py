@@ -19,21 +19,16 @@ def add_commands(sub: Any) -> None:
     migrate = sub.add_parser("migrate", help="create or upgrade the lineage schema")
     migrate.set_defaults(run=_migrate)
 
-    def index_args(p: argparse.ArgumentParser) -> None:
-        add_cli_arguments(p, IndexParams, only=INDEX_FLAGS, required=("alias",),
-                          aliases={"alias": "--collection", "embedding_model": "--model"})
-        p.add_argument("--run-id", default=None, help="a fixed run id makes a re-run update the same lineage run")
-
     beir = sub.add_parser("index-beir", help="index a BEIR folder and evaluate it against its qrels")
     beir.add_argument("--path", required=True)
     beir.add_argument("--split", default="test", help="qrels split to evaluate (qrels/<split>.tsv)")
     beir.add_argument("--modes", default="dense,keyword,hybrid")
-    index_args(beir)
+    index_arguments(beir)
     beir.set_defaults(run=_index_beir)
     folder = sub.add_parser("index", help="index a folder of Markdown, reStructuredText, HTML and text")
     folder.add_argument("--source", required=True)
     folder.add_argument("--name", default=None)
-    index_args(folder)
+    index_arguments(folder)
     folder.set_defaults(run=_index_folder)
     ev = sub.add_parser("evaluate", help="evaluate the live collection of an alias against BEIR qrels")
     ev.add_argument("--path", required=True)
@@ -45,6 +40,12 @@ def add_commands(sub: Any) -> None:
     rb.add_argument("--alias", required=True)
     rb.add_argument("--version", type=int, required=True)
     rb.set_defaults(run=_rollback)
+
+
+def index_arguments(p: argparse.ArgumentParser) -> None:
+    add_cli_arguments(p, IndexParams, only=INDEX_FLAGS, required=("alias",),
+                      aliases={"alias": "--collection", "embedding_model": "--model"})
+    p.add_argument("--run-id", default=None, help="a fixed run id makes a re-run update the same lineage run")
 
 
 def _migrate(args: argparse.Namespace) -> None:

@@ -23,7 +23,7 @@ import inspect
 import logging
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import Any
 
@@ -94,7 +94,7 @@ class TaskRuntime(Services):
 
 
 @contextmanager
-def airflow_outcomes() -> Iterator[None]:
+def airflow_outcomes() -> Generator[None, None, None]:
     """Domain errors as Airflow outcomes: the one place that decides retry, fail or skip."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
