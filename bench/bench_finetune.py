@@ -39,9 +39,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ragops.config import base_model_path  # noqa: E402
 from ragops.hashing import sha256_text  # noqa: E402
+from ragops.training.compute import TrainingRequest, entrypoint_args, run_local  # noqa: E402
 from ragops.training.evaluate import beir_eval_set, evaluate_models, model_report  # noqa: E402
 from ragops.training.gate import decide  # noqa: E402
-from ragops.training.pod import TrainingRequest, entrypoint_args, run_local  # noqa: E402
 
 
 def corpus_docs(folder: Path, limit: int | None) -> list[dict[str, str]]:

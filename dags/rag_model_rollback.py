@@ -7,20 +7,25 @@ stage history in the run summary). Allowed: a version that was production before
 model. The switch is one registry transaction (the current production version is archived),
 recorded in the stage history with the reason, and it emits the model asset
 `ragops://model/embeddings`, so `rag_index` re-embeds the collection with the restored model.
+A version that is production already changes nothing and emits nothing.
 
 **Connections**: `ragops_postgres` (lineage registry).
 
-**Params**: `to_version`, `reason`.
+**Params** (`ragops.training.params.ModelRollbackParams`): `to_version`, `reason`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, dag
 
-from ragops.assets import MODEL_ASSET_URI
-from ragops.orchestration import DEFAULT_ARGS, alert_on_failure
+from ragops.models import Promotion
+from ragops.orchestration import DEFAULT_ARGS, TaskRuntime, airflow_params, ragops_task, run_closer, run_opener
+from ragops.runs import RunRef
+from ragops.training.params import ModelRollbackParams
+from ragops.training.summary import summarize_rollback
+from ragops.vocabulary import MODEL_ASSET_URI
 
 
 @dag(
@@ -31,42 +36,18 @@ from ragops.orchestration import DEFAULT_ARGS, alert_on_failure
     catchup=False,
     max_active_runs=1,
     tags=["ragops", "training", "rollback"],
-    default_args={**DEFAULT_ARGS, "retries": 1, "on_failure_callback": alert_on_failure},
-    params={
-        "to_version": Param(1, type="integer", minimum=1,
-                            description="The model version (of 'embeddings') to make production again."),
-        "reason": Param("", type="string", description="Why (recorded in the stage history)."),
-    },
+    default_args={**DEFAULT_ARGS, "retries": 1},
+    params=airflow_params(ModelRollbackParams),
 )
 def rag_model_rollback():
-    @task(multiple_outputs=False, outlets=[Asset(MODEL_ASSET_URI)])
-    def rollback(**context) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    @ragops_task(outlets=[Asset(MODEL_ASSET_URI)])
+    def rollback(rt: TaskRuntime, run: RunRef, params: ModelRollbackParams) -> Promotion:
+        from ragops.training import promotion
 
-        from ragops import orchestration
-        from ragops.models import production_history, rollback
+        return promotion.rollback_model(rt, params, run)
 
-        settings = orchestration.runtime_settings()
-        registry = orchestration.open_registry(settings)
-        params = context["params"]
-        run_key = registry.start_run(context["dag"].dag_id, context["run_id"], dict(params),
-                                     orchestration.fallbacks_of(settings))
-        version = int(params["to_version"])
-        try:
-            result = rollback(registry, version, run_key=run_key,
-                              reason=params["reason"] or f"rollback to v{version} ({context['run_id']})")
-        except ValueError as exc:
-            registry.finish_run(run_key, "failed", {"error": str(exc)})
-            raise AirflowFailException(str(exc)) from exc
-        result["history"] = production_history(registry)[-10:]
-        registry.finish_run(run_key, "success", result)
-        if not result["promoted"]:
-            raise AirflowSkipException(f"{result['model_id']} is already production: nothing to re-embed")
-        context["outlet_events"][Asset(MODEL_ASSET_URI)].extra = {
-            "model_id": result["model_id"], "artifact_id": result["artifact_id"], "rollback": True}
-        return result
-
-    rollback()
+    run = run_opener(ModelRollbackParams)()
+    rollback(run) >> run_closer(summarize_rollback)(run)
 
 
 rag_model_rollback()

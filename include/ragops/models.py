@@ -10,6 +10,12 @@ each task materialises it into its own worker's cache (``materialize``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,17 +79,60 @@ def materialize(model: ModelRef, artifacts: ArtifactStore, cache_dir: str | Path
     return artifact_model_path(model, artifacts, cache_dir)
 
 
+CACHE_COMPLETE = ".ragops-cache-complete"   # written inside a cache folder before it is renamed into place
+
+
 def artifact_model_path(artifact: Any, artifacts: ArtifactStore, cache_dir: str | Path) -> str:
-    """A local folder for a model artifact: the package path for the base model, a download else."""
+    """A local folder for a model artifact: the package path for the base model, the store's own
+    folder for a local store, else a copy in ``cache_dir`` filled all or nothing.
+
+    The fill downloads into a private temporary folder, checks the files against the registered
+    content hash, and renames the folder into place whole, so tasks sharing a cache (two on one
+    worker, or a retry after a kill) never load half a model; the first complete fill wins.
+    """
+    from ragops.artifacts import IncompleteArtifact
+
     if artifact.uri.startswith("package://"):
         return base_model_path()
+    if artifacts.is_local and Path(artifact.uri).exists():
+        return artifact.uri
     local = Path(cache_dir) / f"{artifact.name}-v{artifact.version}-{artifact.content_hash[:12]}"
-    if not (local / "config.json").exists():
-        if artifacts.is_local and Path(artifact.uri).exists():
-            return artifact.uri
+    if (local / CACHE_COMPLETE).exists():
+        return str(local)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    filling = Path(tempfile.mkdtemp(dir=local.parent, prefix=f".{local.name}.filling-"))
+    try:
         rel = artifact.uri.removeprefix(artifacts.root_uri.rstrip("/") + "/")
-        artifacts.download_dir(rel, local)
+        artifacts.download_dir(rel, filling / "model")
+        got = model_dir_hash(filling / "model")
+        if got != artifact.content_hash:
+            raise IncompleteArtifact(f"model {artifact.name} v{artifact.version} at {artifact.uri}: its files hash "
+                                     f"to {got[:12]}, the registry says {artifact.content_hash[:12]}; the stored "
+                                     "copy is incomplete or changed")
+        (filling / "model" / CACHE_COMPLETE).touch()
+        _fill_cache(filling / "model", local)
+    finally:
+        shutil.rmtree(filling, ignore_errors=True)
     return str(local)
+
+
+def _fill_cache(ready: Path, local: Path) -> None:
+    """Renames a complete model folder to ``local`` unless a complete one is already there. A folder
+    without the marker (a half fill from before fills were atomic) is moved aside and replaced."""
+    for _ in range(3):
+        try:
+            os.rename(ready, local)  # atomic: readers see no folder or a whole one
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if (local / CACHE_COMPLETE).exists():
+            return  # another task filled it first: same hash, same files
+        aside = local.with_name(f".{local.name}.stale-{uuid.uuid4().hex}")
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(local, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(f"could not fill the model cache at {local}: concurrent fills kept replacing it")
 
 
 def resolve_embedding_model(ref: str, registry: Registry | None = None, *, name: str = MODEL_NAME) -> ModelRef:
@@ -117,16 +166,19 @@ def resolve_embedding_model(ref: str, registry: Registry | None = None, *, name:
 class Promotion(Record):
     """A model made production (by the gate or a rollback)."""
 
-    promoted: bool                     # False: it already was production (a retry)
+    promoted: bool                     # False: it already was production (a retry), or it was refused
     model: ModelRef
     previous_artifact_id: int | None
     previous_version: int | None
     archived: tuple[int, ...] = ()
     rollback: bool = False
+    refused: str | None = None         # why nothing was promoted (a gate that rejected the candidate)
 
     @property
     def skip_reason(self) -> str | None:
-        return None if self.promoted else f"{self.model.model_id} is already production: nothing to re-embed"
+        if self.promoted:
+            return None
+        return self.refused or f"{self.model.model_id} is already production: nothing to re-embed"
 
     def asset_events(self) -> list[tuple[str, dict[str, Any]]]:
         from ragops.vocabulary import MODEL_ASSET_URI

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ragops.models import ModelRef
     from ragops.notify import Channel, Notifier
     from ragops.stores import VectorStore
+    from ragops.training.compute import TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,19 @@ class Services:
         from ragops.models import materialize
 
         return materialize(model, self.artifacts, self.model_cache)
+
+    def training_config(self, compute: str | None = None) -> TrainingConfig:
+        """Where trainers run: a local process here; the task runtime reads the ``ragops_training``
+        Variable instead. ``compute`` overrides the configured compute for one run."""
+        from ragops.training.compute import TrainingConfig
+
+        return TrainingConfig.from_value(None, compute_override=compute or None)
+
+    def run_trainer_pod(self, args: list[str]) -> None:
+        """Runs a training entrypoint in a GPU pod: only a task can (the runtime overrides this)."""
+        from ragops.errors import InvalidInput
+
+        raise InvalidInput("compute 'kubernetes' runs the trainer in a GPU pod, which only a DAG run can start")
 
     def close(self) -> None:
         store = self.__dict__.get("store")

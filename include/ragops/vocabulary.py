@@ -19,6 +19,8 @@ class ArtifactKind(StrEnum):
     MODEL = "model"
     EVALUATION = "evaluation"
     PROMPT = "prompt"
+    LLM = "llm"                          # an LLM that generated a dataset (by model name)
+    REVIEW = "review"                    # a filled-in review labels file
 
 
 class Status(StrEnum):
@@ -60,6 +62,7 @@ class Relation(StrEnum):
     EVALUATED_ON = "evaluated_on"        # evaluation <- dataset
     GENERATED_FROM = "generated_from"    # dataset <- chunk set
     PROMPT = "prompt"                    # dataset <- prompt version
+    GENERATED_BY = "generated_by"        # dataset <- the LLM that wrote its queries
     FILTERED_WITH = "filtered_with"      # dataset <- model of the round-trip filter
     REVIEWED_FROM = "reviewed_from"      # reviewed dataset <- dataset
     LABELS = "labels"                    # reviewed dataset <- review labels file
@@ -89,6 +92,14 @@ class SearchMode(StrEnum):
     DENSE = "dense"
     KEYWORD = "keyword"
     HYBRID = "hybrid"
+
+
+class Generator(StrEnum):
+    """Who writes a synthetic dataset's queries (``auto``: the LLM when its connection exists)."""
+
+    AUTO = "auto"
+    LLM = "llm"
+    OFFLINE = "offline"
 
 
 class Compute(StrEnum):

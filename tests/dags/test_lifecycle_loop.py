@@ -49,8 +49,9 @@ def test_the_loop_closes(ragops_env, base_model_path, tmp_path):
     finetune = run_dag("rag_finetune_embeddings", {"base_model": "base", "epochs": 1, "max_steps": 4, "batch_size": 8,
                                                     "checkpoint_steps": 2, "matryoshka_dims": [384, 128]})
     assert finetune.state == "success", task_states(finetune)
-    summary = xcom(finetune, "lineage_summary")
+    summary = xcom(finetune, "close_run")
     assert summary["decision"] == "promoted", summary["reasons"]
+    assert summary["dataset"]["id"] == dataset.id and summary["status"] == "success"
     production = registry.in_stage("model", "embeddings", "production")
     assert production.id != broken.id and production.stage == "production"
     trained_on = [p.id for p, rel in registry.parents(production.id) if rel == "trained_on"]

@@ -3,10 +3,13 @@
 The live model is deliberately broken (the base model with shuffled word embeddings), so a candidate
 finetuned from the base model must win: the first run promotes and emits the model asset. The
 second run with the same inputs reuses the trained model (idempotent trainer) and, the candidate
-being the live model itself, is rejected: a successful run whose promote task is skipped.
+being the live model itself, is rejected: a successful (no-op) run whose promote task is skipped.
+The rollback DAG needs no SciFact.
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -14,8 +17,8 @@ from tests.unit.training_data import SCIFACT, save_broken_model, save_pairs_data
 
 from .conftest import run_dag, task_states, xcom
 
-pytestmark = [pytest.mark.dagrun,
-              pytest.mark.skipif(not SCIFACT.exists(), reason="needs ../shared/data/scifact-dev")]
+pytestmark = pytest.mark.dagrun
+needs_scifact = pytest.mark.skipif(not SCIFACT.exists(), reason="needs ../shared/data/scifact-dev")
 
 CONF = {"epochs": 1, "batch_size": 8, "max_steps": 3, "checkpoint_steps": 2, "matryoshka_dims": [384, 128],
         "ks": [10], "margin": 0.01, "guard_tolerance": 0.0}
@@ -25,7 +28,7 @@ def model_asset_events(run_id: str) -> list[dict]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
-    from ragops.assets import MODEL_ASSET_URI
+    from ragops.vocabulary import MODEL_ASSET_URI
 
     with create_session() as session:
         rows = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
@@ -51,17 +54,16 @@ def prepared(ragops_env, base_model_path):
     return {"dataset": dataset, "broken": broken}
 
 
+@needs_scifact
 def test_finetune_promotes_a_better_model_then_rejects_a_rerun(ragops_env, prepared):
-    from ragops.synthetic.dataset import rel_of_uri
-
     registry, artifacts = ragops_env.registry, ragops_env.artifacts()
 
     guard = {"beir_folder": str(SCIFACT), "beir_split": "train", "beir_max_queries": 8, "beir_distractors": 20}
     first = run_dag("rag_finetune_embeddings", CONF | guard)
     assert first.state == "success", task_states(first)
     states = task_states(first)
-    assert states["promote"] == "success" and states["lineage_summary"] == "success"
-    summary = xcom(first, "lineage_summary")
+    assert states["promote"] == "success" and states["close_run"] == "success"
+    summary = xcom(first, "close_run")
     assert summary["decision"] == "promoted", summary["reasons"]
     assert summary["ndcg@10"]["candidate"] > summary["ndcg@10"]["live"]
     assert summary["dataset"]["id"] == prepared["dataset"].id
@@ -70,25 +72,34 @@ def test_finetune_promotes_a_better_model_then_rejects_a_rerun(ragops_env, prepa
     assert registry.get_artifact(prepared["broken"].id).stage == "archived"
     assert live.metrics["training"]["global_step"] == 3 and live.metrics["gate"]["decision"] == "promoted"
     assert {rel for _, rel in registry.parents(live.id)} == {"trained_on", "finetuned_from"}
-    assert model_asset_events(first.run_id) == [{"model_id": f"embeddings:v{live.version}",
-                                                 "artifact_id": live.id, "hash": live.content_hash[:12]}]
+    assert model_asset_events(first.run_id) == [{"model_id": f"embeddings:v{live.version}", "artifact_id": live.id,
+                                                 "hash": live.content_hash[:12], "rollback": False}]
+    assert xcom(first, "promote")["previous_artifact_id"] == prepared["broken"].id
     evaluation = registry.get_artifact(summary["evaluation_id"])
     assert evaluation.kind == "evaluation" and evaluation.status == "promoted"
-    report = artifacts.read_json(rel_of_uri(artifacts, evaluation.uri))
+    report = artifacts.read_json(artifacts.rel_of(evaluation.uri))
     assert set(report["models"]) == {"base", "live", "candidate"} and report["dims"] == [384, 128]
+    # The report names models by where they are, not by a worker's cache folder.
+    assert report["models"]["candidate"]["uri"] == live.uri and "path" not in report["models"]["candidate"]
     beir = report["sets"]["beir-scifact-dev-train"]
     assert beir["guard"] and beir["queries"] == 8 and beir["corpus"] >= 8 + 20
     assert any(g["set"] == "beir-scifact-dev-train" for g in evaluation.metrics["guards"])
-    assert artifacts.read_bytes(rel_of_uri(artifacts, summary["chart_uri"]))[:4] == b"\x89PNG"
+    assert artifacts.read_bytes(artifacts.rel_of(summary["chart_uri"]))[:4] == b"\x89PNG"
     assert registry.get_run(f"rag_finetune_embeddings/{first.run_id}")["status"] == "success"
+    # Only ids, URIs and numbers crossed task boundaries: no worker's model cache.
+    for task_id in ("resolve_inputs", "train", "register_candidate", "evaluate", "gate", "promote"):
+        assert "ragops-models" not in json.dumps(xcom(first, task_id)), task_id
 
     # Same inputs: the trainer finds its finished model; the candidate is now the live model.
     second = run_dag("rag_finetune_embeddings", CONF | {"margin": 0.5})
     assert second.state == "success", task_states(second)
     assert task_states(second)["promote"] == "skipped"
     assert xcom(second, "train")["skipped"] is True
-    summary = xcom(second, "lineage_summary")
+    assert xcom(second, "promote")["refused"].startswith("gate rejected")
+    summary = xcom(second, "close_run")
     assert summary["decision"] == "rejected" and "live model itself" in summary["reasons"][0]
+    assert summary["status"] == "noop" and summary["trained"]["skipped"] is True
+    assert registry.get_run(f"rag_finetune_embeddings/{second.run_id}")["status"] == "noop"
     assert registry.in_stage("model", "embeddings", "production").id == live.id
     assert registry.get_artifact(live.id).status == "usable"
     assert model_asset_events(second.run_id) == []
@@ -113,12 +124,21 @@ def test_rollback_dag_restores_an_earlier_production_model(ragops_env, tmp_path)
     assert run.state == "success", task_states(run)
     assert registry.in_stage("model", "embeddings", "production").id == good.id
     assert registry.get_artifact(bad.id).stage == "archived"
-    result = xcom(run, "rollback")
-    assert result["previous_version"] == bad.version and result["history"][-1]["reason"] == "bad hurts recall"
+    assert xcom(run, "rollback")["previous_version"] == bad.version
+    summary = xcom(run, "close_run")
+    assert summary["status"] == "success" and summary["history"][-1]["reason"] == "bad hurts recall"
     assert model_asset_events(run.run_id) == [{"model_id": f"embeddings:v{good.version}", "artifact_id": good.id,
-                                               "rollback": True}]
+                                               "hash": good.content_hash[:12], "rollback": True}]
+
+    # Already production: nothing moves, nothing is emitted, the run is a no-op.
+    again = run_dag("rag_model_rollback", {"to_version": good.version})
+    assert again.state == "success" and task_states(again)["rollback"] == "skipped"
+    assert xcom(again, "close_run")["status"] == "noop" and model_asset_events(again.run_id) == []
 
     refused = run_dag("rag_model_rollback", {"to_version": unvetted.version})
     assert refused.state == "failed"
+    assert task_states(refused)["rollback"] == "failed"
+    recorded = registry.get_run(f"rag_model_rollback/{refused.run_id}")
+    assert recorded["status"] == "failed" and recorded["summary"]["failed_tasks"] == ["rollback"]
     assert registry.in_stage("model", "embeddings", "production").id == good.id
     assert base.stage is None

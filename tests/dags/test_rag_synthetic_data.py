@@ -39,7 +39,7 @@ def asset_events() -> int:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
-    from ragops.assets import DATASET_ASSET_URI
+    from ragops.vocabulary import DATASET_ASSET_URI
 
     with create_session() as session:
         return (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
@@ -57,16 +57,18 @@ def test_offline_then_llm_then_review(indexed, monkeypatch):
     states = task_states(first)
     assert first.state == "success", states
     assert states["publish"] == "success" and states["import_review"] == "skipped"
+    assert states["close_run"] == "success"
     dataset = xcom(first, "register")
-    assert dataset["usable"] and dataset["new_version"]
+    assert dataset["status"] == "usable" and dataset["new_version"]
     art = registry.get_artifact(dataset["dataset_id"])
     live = registry.get_alias("collection", "TestDocs")
     assert art.metrics["generator"] == "offline" and art.status == "usable"
     assert {p.id for p, rel in registry.parents(art.id) if rel == "generated_from"} == {live.params["chunk_set_id"]}
     assert xcom(first, "filter_queries")["round_trip_corpus"] == "live collection"
     assert xcom(first, "mine_negatives")["corpus"] == "live collection"
-    summary = xcom(first, "lineage_summary")
-    assert any(f["using"].startswith("offline generator") for f in summary["fallbacks"])
+    summary = xcom(first, "close_run")
+    assert any(f.startswith("LLM (ragops_llm) -> offline generator") for f in summary["fallbacks"])
+    assert summary["status"] == "success" and summary["published"] and summary["dataset"]["version"] == 1
     assert asset_events() == events_before + 1
 
     # the same inputs: the same version, the publishing task skips, no asset event
@@ -75,6 +77,7 @@ def test_offline_then_llm_then_review(indexed, monkeypatch):
     assert task_states(second)["publish"] == "skipped"
     assert xcom(second, "register")["dataset_id"] == dataset["dataset_id"]
     assert asset_events() == events_before + 1
+    assert xcom(second, "close_run")["status"] == "noop"
 
     # with an LLM connection, "auto" uses it; the key stays out of XCom and lineage
     with LLMTestServer(api_key=API_KEY) as server:
@@ -89,13 +92,14 @@ def test_offline_then_llm_then_review(indexed, monkeypatch):
     assert llm_art.metrics["generator"] == "llm" and llm_art.metrics["total_tokens"] > 0
     assert {rel for _, rel in registry.parents(llm_art.id)} >= {"generated_from", "prompt", "generated_by"}
     assert task_states(third)["publish"] == "success"
-    assert API_KEY not in json.dumps(xcom(third, "lineage_summary"), default=str)
-    assert API_KEY not in json.dumps([llm_art.params, llm_art.metrics, registry.get_run(xcom(third, "prepare")["run_key"])],
+    assert API_KEY not in json.dumps(xcom(third, "close_run"), default=str)
+    assert API_KEY not in json.dumps([llm_art.params, llm_art.metrics, registry.get_run(xcom(third, "open_run")["run_key"])],
                                      default=str)
+    assert not any(f.startswith("LLM") for f in xcom(third, "open_run")["fallbacks"])   # the LLM was there
 
     # human review: label the exported sample, import it as a new version
     exported = xcom(third, "export_review")
-    rows = [json.loads(line) for line in artifacts.read_bytes(exported["rel"]).decode().splitlines()]
+    rows = [json.loads(line) for line in artifacts.read_bytes(artifacts.rel_of(exported["uri"])).decode().splitlines()]
     rows[0]["decision"] = "reject"
     rows[1] |= {"decision": "edit", "edited_query": "how is the write ahead log archived for recovery"}
     artifacts.write_bytes("reviews/labels-test.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
@@ -105,6 +109,6 @@ def test_offline_then_llm_then_review(indexed, monkeypatch):
     assert fourth.state == "success", states
     assert states["sample"] == "skipped" and states["import_review"] == "success" and states["publish"] == "success"
     reviewed = xcom(fourth, "import_review")
-    assert reviewed["version"] > llm_dataset["version"] and reviewed["counts"]["rejected"] == 1
-    parents = {rel: p.id for p, rel in registry.parents(reviewed["dataset_id"])}
+    assert reviewed["dataset"]["version"] > llm_dataset["version"] and reviewed["counts"]["rejected"] == 1
+    parents = {rel: p.id for p, rel in registry.parents(reviewed["dataset"]["dataset_id"])}
     assert parents["reviewed_from"] == llm_dataset["dataset_id"]

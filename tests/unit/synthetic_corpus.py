@@ -6,6 +6,7 @@ from typing import Any
 
 from ragops.documents import Chunk
 from ragops.hashing import hash_many
+from ragops.vocabulary import DEFAULT_ALIAS, ArtifactKind, Status
 
 TOPICS = {
     "postgres/vacuum.md": ("Routine vacuuming", [
@@ -70,7 +71,7 @@ def chunk_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def register_chunk_set(registry: Any, artifacts: Any, alias: str = "RagDocs",
+def register_chunk_set(registry: Any, artifacts: Any, alias: str = DEFAULT_ALIAS,
                        rows: list[dict[str, Any]] | None = None) -> Any:
     """Writes and records a chunk set the way rag_index does (kind "chunks", name = alias)."""
     import pyarrow as pa
@@ -79,5 +80,16 @@ def register_chunk_set(registry: Any, artifacts: Any, alias: str = "RagDocs",
     content_hash = hash_many(r["chunk_id"] for r in rows)
     rel = f"chunks/{alias}/{content_hash}.parquet"
     uri = artifacts.write_table(rel, pa.Table.from_pylist(rows))
-    return registry.record_artifact("chunks", alias, content_hash, uri, metrics={"chunks": len(rows)},
-                                    status="validated")
+    return registry.record_artifact(ArtifactKind.CHUNKS, alias, content_hash, uri, metrics={"chunks": len(rows)},
+                                    status=Status.VALIDATED)
+
+
+def services(registry: Any, artifacts: Any, vector_dir: Any, llm: Any = None) -> Any:
+    """``Services`` on the test's registry schema and artifact root (and an LLM endpoint, if given)."""
+    from ragops.config import RagopsSettings
+    from ragops.services import Services
+
+    settings = RagopsSettings.from_env({"RAGOPS_PG_DSN": registry.dsn, "RAGOPS_SCHEMA": registry.schema,
+                                        "RAGOPS_ARTIFACT_ROOT": artifacts.root_uri,
+                                        "RAGOPS_VECTOR_DIR": str(vector_dir)})
+    return Services(settings, llm=llm)

@@ -7,7 +7,9 @@ import copy
 import pytest
 from tests.unit.training_data import SCIFACT, save_broken_model, scifact_pairs
 
+from ragops.errors import InvalidInput
 from ragops.training.gate import Decision, decide, record_decision
+from ragops.vocabulary import Relation, Status
 
 DIMS = ("384", "256", "128", "64")
 
@@ -62,9 +64,9 @@ def test_a_guard_regression_vetoes_a_primary_win():
 
 
 def test_bad_gate_arguments_are_named():
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(InvalidInput, match="margin"):
         decide(LIVE, LIVE, margin=-0.1)
-    with pytest.raises(ValueError, match="lacks ndcg@10"):
+    with pytest.raises(InvalidInput, match="lacks ndcg@10"):
         decide(LIVE, LIVE, primary_dim=512)
 
 
@@ -79,10 +81,10 @@ def test_decision_is_recorded_in_lineage(registry):
     evaluation = record_decision(registry, decision, candidate_id=candidate.id, report=full_report,
                                  report_uri="/evaluations/x/report.json", live_id=base.id, run_key=run_key,
                                  extra_uris={"chart_uri": "/evaluations/x/ndcg_by_dim.png"})
-    assert evaluation.kind == "evaluation" and evaluation.status == "rejected"
+    assert evaluation.kind == "evaluation" and evaluation.status == Status.REJECTED == decision.verdict
     assert evaluation.metrics["reasons"] == decision.reasons and evaluation.params["chart_uri"].endswith(".png")
-    assert {(p.id, rel) for p, rel in registry.parents(evaluation.id)} == {(candidate.id, "evaluates"),
-                                                                         (base.id, "baseline")}
+    assert {(p.id, rel) for p, rel in registry.parents(evaluation.id)} == {(candidate.id, Relation.EVALUATES),
+                                                                         (base.id, Relation.BASELINE)}
     stored = registry.get_artifact(candidate.id)
     assert stored.status == "rejected" and stored.stage == "candidate"
     assert stored.metrics["gate"]["decision"] == "rejected" and stored.metrics["gate"]["evaluation_id"] == evaluation.id

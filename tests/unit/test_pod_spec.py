@@ -1,4 +1,8 @@
-"""The training pod, rendered without a cluster: GPU, placement, arguments, and no secret in plain text."""
+"""The training pod as data, and its configuration: GPU, placement, arguments, no secret in plain text.
+
+No Airflow here: ``training.compute`` describes the pod; tests/orchestration renders it as the
+KubernetesPodOperator would send it.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,18 @@ import json
 
 import pytest
 
-from ragops.training.pod import (
+from ragops.errors import InvalidInput
+from ragops.training.compute import (
     ENTRYPOINT,
     ENTRYPOINT_IN_IMAGE,
     TrainingConfig,
     TrainingRequest,
+    compute_fallbacks,
     entrypoint_args,
     local_command,
-    pod_operator,
+    pod_spec,
 )
+from ragops.vocabulary import Compute
 
 SECRET_VALUE = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 
@@ -42,69 +49,49 @@ REQUEST = TrainingRequest(
 )
 
 
-@pytest.fixture
-def pod():
-    from kubernetes.client import ApiClient
-
-    config = TrainingConfig.from_value(json.dumps(VARIABLE))
-    operator = pod_operator("train_pod", config, entrypoint_args(REQUEST))
-    return ApiClient().sanitize_for_serialization(operator.build_pod_request_obj(dry_run=True))
-
-
-def test_pod_runs_the_entrypoint_with_the_local_runners_arguments(pod):
-    container = pod["spec"]["containers"][0]
-    assert container["image"] == "registry.example.com/ragops-trainer:0.1.0"
-    assert container["command"] == ["python", ENTRYPOINT_IN_IMAGE]
-    assert container["args"] == entrypoint_args(REQUEST)
-    assert local_command(entrypoint_args(REQUEST))[1:] == [str(ENTRYPOINT), *container["args"]]
-    args = container["args"]
+def test_the_pod_runs_the_entrypoint_with_the_local_runners_arguments():
+    spec = pod_spec(TrainingConfig.from_value(json.dumps(VARIABLE)), entrypoint_args(REQUEST))
+    assert spec.image == VARIABLE["image"] and spec.cmds == ("python", ENTRYPOINT_IN_IMAGE)
+    assert list(spec.arguments) == entrypoint_args(REQUEST)
+    assert local_command(entrypoint_args(REQUEST))[1:] == [str(ENTRYPOINT), *spec.arguments]
+    args = list(spec.arguments)
     assert args[args.index("--matryoshka-dims") + 1] == "384,256,128,64"
     assert float(args[args.index("--lr") + 1]) == 3e-5 and args[args.index("--batch-size") + 1] == "128"
-    assert pod["metadata"]["namespace"] == "ml" and pod["spec"]["serviceAccountName"] == "ragops-trainer"
+    assert spec.limits == {"cpu": "8", "memory": "48Gi", "nvidia.com/gpu": "2"}
+    assert spec.requests == {"cpu": "8", "memory": "48Gi"}
+    # Plain env: the offline flags and the configured non-secret values; secrets only by reference.
+    assert set(spec.env) == {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "PYTHONUNBUFFERED",
+                             "AWS_DEFAULT_REGION"}
+    assert spec.secret_env == tuple(VARIABLE["secret_env"]) and spec.secret_env_from == ("ragops-object-storage",)
 
 
-def test_pod_asks_for_gpus_on_the_configured_nodes(pod):
-    spec = pod["spec"]
-    resources = spec["containers"][0]["resources"]
-    assert resources["limits"]["nvidia.com/gpu"] == "2"
-    assert resources["limits"]["memory"] == "48Gi" and resources["requests"]["cpu"] == "8"
-    assert spec["nodeSelector"] == VARIABLE["node_selector"]
-    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert spec["restartPolicy"] == "Never"
-
-
-def test_secrets_come_only_from_kubernetes_secrets(pod):
-    container = pod["spec"]["containers"][0]
-    by_name = {e["name"]: e for e in container["env"]}
-    secret = by_name["AWS_SECRET_ACCESS_KEY"]
-    assert "value" not in secret
-    assert secret["valueFrom"]["secretKeyRef"] == {"name": "ragops-object-storage", "key": "secret-access-key"}
-    assert container["envFrom"] == [{"secretRef": {"name": "ragops-object-storage"}}]
-    plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    assert plain["AWS_DEFAULT_REGION"] == "eu-west-1" and plain["HF_HUB_OFFLINE"] == "1"
-    # Plain values: the offline flags and the configured non-secret env, nothing else.
-    assert set(plain) == {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "PYTHONUNBUFFERED",
-                          "AWS_DEFAULT_REGION"}
-    assert SECRET_VALUE not in json.dumps(pod)
+def test_no_gpu_asked_means_no_gpu_limit():
+    spec = pod_spec(TrainingConfig.from_value({**VARIABLE, "gpus": 0}), ["--x"])
+    assert "nvidia.com/gpu" not in spec.limits
 
 
 def test_config_refuses_secrets_in_plain_values():
-    with pytest.raises(ValueError, match="look like secrets"):
+    with pytest.raises(InvalidInput, match="look like secrets"):
         TrainingConfig.from_value({**VARIABLE, "env": {"AWS_SECRET_ACCESS_KEY": SECRET_VALUE}})
-    with pytest.raises(ValueError, match="storage_options must not hold credentials"):
+    with pytest.raises(InvalidInput, match="storage_options must not hold credentials"):
         TrainingConfig.from_value({**VARIABLE, "storage_options": {"secret": SECRET_VALUE}})
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(InvalidInput, match="unknown keys"):
         TrainingConfig.from_value({"compute": "local", "gpu": 1})
-    with pytest.raises(ValueError, match="compute"):
+    with pytest.raises(InvalidInput, match="compute"):
         TrainingConfig.from_value({"compute": "slurm"})
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(InvalidInput, match="not valid JSON"):
         TrainingConfig.from_value("{compute: local")
+    with pytest.raises(InvalidInput, match="secret_env entry"):
+        TrainingConfig.from_value({**VARIABLE, "secret_env": [{"env": "X"}]})
 
 
 def test_compute_is_configuration():
-    assert TrainingConfig.from_value(None).compute == "local"
-    assert TrainingConfig.from_value(json.dumps(VARIABLE), compute_override="local").compute == "local"
-    assert TrainingConfig.from_value({"compute": "local"}, compute_override="kubernetes").compute == "kubernetes"
+    assert TrainingConfig.from_value(None).compute == Compute.LOCAL
+    assert TrainingConfig.from_value(json.dumps(VARIABLE), compute_override="local").compute == Compute.LOCAL
+    assert TrainingConfig.from_value({"compute": "local"}, compute_override="kubernetes").compute == Compute.KUBERNETES
+    # A local process standing in for the GPU pod is a named fallback; a pod is not.
+    assert [f["service"] for f in compute_fallbacks(TrainingConfig())] == ["Kubernetes GPU pod"]
+    assert compute_fallbacks(TrainingConfig.from_value(VARIABLE)) == []
 
 
 def test_arguments_round_trip_through_the_entrypoints_parser():

@@ -16,7 +16,9 @@ import pytest
 from tests.llm_server import LLMTestServer, Reply
 from tests.unit.synthetic_corpus import chunk_rows
 
+from ragops.errors import InvalidInput
 from ragops.prompts import load_prompt
+from ragops.services import LLMEndpoint
 from ragops.synthetic.cache import LLMCache
 from ragops.synthetic.generation import Budget, generate_with_llm
 from ragops.synthetic.llm import ChatClient, LLMSettings, MalformedAnswer, parse_queries
@@ -229,18 +231,19 @@ def test_api_key_never_reaches_logs_or_records(server, registry, caplog):
     assert API_KEY not in repr(settings) and API_KEY not in json.dumps(settings.public())
     assert API_KEY not in caplog.text and API_KEY not in json.dumps(stats.as_dict())
     with registry.transaction() as cur:
-        cur.execute("SELECT coalesce(string_agg(response::text || model || prompt_version, ''), '') FROM llm_cache")
-        assert API_KEY not in cur.fetchone()[0]
+        cur.execute("SELECT coalesce(string_agg(response::text || model || prompt_version, ''), '') AS cached"
+                    " FROM llm_cache")
+        assert API_KEY not in cur.fetchone()["cached"]
 
 
 def test_settings_from_connection_endpoint():
-    endpoint = {"base_url": "https://llm.example/v1", "api_key": API_KEY,
-                "extra": {"model": "gpt-x", "price_prompt_per_1m": 0.5}}
+    endpoint = LLMEndpoint("https://llm.example/v1", API_KEY, {"model": "gpt-x", "price_prompt_per_1m": 0.5})
     s = LLMSettings.from_endpoint(endpoint, temperature=0.2, model="")
     assert (s.model, s.price_prompt_per_1m, s.temperature, s.api_key) == ("gpt-x", 0.5, 0.2, API_KEY)
     assert LLMSettings.from_endpoint(endpoint, model="other").model == "other"
-    with pytest.raises(ValueError, match="llm_model"):
-        LLMSettings.from_endpoint({"base_url": "http://x", "api_key": "k"})
+    assert API_KEY not in repr(endpoint) and API_KEY not in repr(s)
+    with pytest.raises(InvalidInput, match="llm_model"):
+        LLMSettings.from_endpoint(LLMEndpoint("http://x", "k"))
 
 
 def test_slow_answer_times_out_and_is_retried(server):

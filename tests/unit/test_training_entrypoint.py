@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from tests.unit.training_data import SCIFACT, save_pairs_dataset
 
-from ragops.training.pod import ENTRYPOINT, TrainingRequest, entrypoint_args
+from ragops.training.compute import ENTRYPOINT, TrainingRequest, entrypoint_args
 
 pytestmark = pytest.mark.skipif(not SCIFACT.exists(), reason="needs ../shared/data/scifact-dev")
 

@@ -34,6 +34,9 @@ from ragops.records import Record, to_xcom
 from ragops.runs import RunRef
 from ragops.services import Services
 
+if typing.TYPE_CHECKING:
+    from ragops.training.compute import TrainingConfig
+
 log = logging.getLogger(__name__)
 
 Summarize = Callable[[Services, RunRef, dict[str, Any]], dict[str, Any]]
@@ -49,6 +52,17 @@ class TaskRuntime(Services):
         super().__init__(settings, channels=connections.alert_channels(), llm=connections.llm_endpoint(),
                          artifact_root_path=connections.artifact_root_path(settings))
         self.context = context
+
+    def training_config(self, compute: str | None = None) -> TrainingConfig:
+        from ragops.orchestration.pod import load_config
+
+        return load_config(compute)
+
+    def run_trainer_pod(self, args: list[str]) -> None:
+        """The entrypoint in a GPU pod: a KubernetesPodOperator executed within this task."""
+        from ragops.orchestration.pod import pod_runner
+
+        pod_runner(self)(args)
 
     @property
     def dag_id(self) -> str:

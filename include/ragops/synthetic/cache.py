@@ -8,12 +8,14 @@ and its retry or resume calls the model only for what is missing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragops.hashing import hash_object
+
+if TYPE_CHECKING:
+    from ragops.lineage import Registry
 
 
 def cache_key(*, content_hash: str, prompt_version: str, model: str, params: dict[str, Any],
@@ -31,32 +33,21 @@ class CachedAnswer:
 
 
 class LLMCache:
-    def __init__(self, registry: Any):
+    """The cache as generation uses it; the registry owns its table and SQL."""
+
+    def __init__(self, registry: Registry):
         self.registry = registry
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedAnswer]:
-        keys = list(dict.fromkeys(keys))
-        if not keys:
-            return {}
-        with self.registry.transaction() as cur:
-            cur.execute("SELECT cache_key, response, prompt_tokens, completion_tokens, cost_usd FROM llm_cache"
-                        " WHERE cache_key = ANY(%s)", (keys,))
-            return {row[0]: CachedAnswer(row[1], row[2], row[3], row[4]) for row in cur.fetchall()}
+        rows = self.registry.llm_cache_get(keys)
+        return {key: CachedAnswer(r["response"], r["prompt_tokens"], r["completion_tokens"], r["cost_usd"])
+                for key, r in rows.items()}
 
-    def put(self, key: str, *, model: str, prompt_version: str, response: dict[str, Any],
-            prompt_tokens: int, completion_tokens: int, cost_usd: float) -> None:
+    def put(self, key: str, *, model: str, prompt_version: str, answer: CachedAnswer) -> None:
         """Stores one answer; a second write of the same key keeps the first (it was paid first)."""
-        with self.registry.transaction() as cur:
-            cur.execute("INSERT INTO llm_cache (cache_key, model, prompt_version, response, prompt_tokens,"
-                        " completion_tokens, cost_usd) VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)"
-                        " ON CONFLICT (cache_key) DO NOTHING",
-                        (key, model, prompt_version, json.dumps(response), prompt_tokens, completion_tokens,
-                         cost_usd))
+        self.registry.llm_cache_put(key, model=model, prompt_version=prompt_version, response=answer.response,
+                                    prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+                                    cost_usd=answer.cost_usd)
 
     def count(self, prompt_version: str | None = None) -> int:
-        with self.registry.transaction() as cur:
-            if prompt_version is None:
-                cur.execute("SELECT count(*) FROM llm_cache")
-            else:
-                cur.execute("SELECT count(*) FROM llm_cache WHERE prompt_version = %s", (prompt_version,))
-            return int(cur.fetchone()[0])
+        return self.registry.llm_cache_count(prompt_version)

@@ -12,7 +12,11 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ragops.embedding import Embedder
+    from ragops.stores import VectorStore
 
 _WORD = re.compile(r"\w+")
 
@@ -122,7 +126,7 @@ def round_trip_filter(records: Sequence[dict[str, Any]], retrieve: Retriever, k:
     return kept, len(records) - len(kept)
 
 
-def local_retriever(embedder: Any, chunks: Sequence[dict[str, Any]]) -> Retriever:
+def local_retriever(embedder: Embedder, chunks: Sequence[dict[str, Any]]) -> Retriever:
     """Exact cosine search over the given chunk rows (e.g. the sampled chunks) with the embedder."""
     import numpy as np
 
@@ -139,7 +143,7 @@ def local_retriever(embedder: Any, chunks: Sequence[dict[str, Any]]) -> Retrieve
     return retrieve
 
 
-def store_retriever(embedder: Any, store: Any, collection: str) -> Retriever:
+def store_retriever(embedder: Embedder, store: VectorStore, collection: str) -> Retriever:
     """Search in a live collection (alias or name) of a ``VectorStore``."""
 
     def retrieve(queries: Sequence[str], k: int) -> list[list[str]]:

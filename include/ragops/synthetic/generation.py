@@ -15,16 +15,20 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 
 from ragops.hashing import hash_object
+from ragops.progress import Progress
 from ragops.prompts import Prompt
 from ragops.synthetic.cache import CachedAnswer, LLMCache, cache_key
 from ragops.synthetic.llm import FATAL_ERRORS, ChatClient, LLMSettings, MalformedAnswer, parse_queries
+
+if TYPE_CHECKING:
+    from ragops.lineage import Registry
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,7 @@ def _seed_for(seed: int, content_hash: str, attempt: int) -> int:
 
 
 def generate_with_llm(
-    chunks: Sequence[dict[str, Any]], *, settings: LLMSettings, prompt: Prompt, registry: Any,
+    chunks: Sequence[dict[str, Any]], *, settings: LLMSettings, prompt: Prompt, registry: Registry,
     questions_per_chunk: int = 3, seed: int = 0, concurrency: int = 4, budget: Budget | None = None,
     client: ChatClient | None = None, on_answer: Callable[[str], None] | None = None,
 ) -> tuple[list[dict[str, Any]], GenerationStats]:
@@ -146,9 +150,7 @@ def generate_with_llm(
                 answer = CachedAnswer({"content": completion.content, "model": completion.model},
                                       completion.prompt_tokens, completion.completion_tokens,
                                       settings.cost_usd(completion.prompt_tokens, completion.completion_tokens))
-                cache.put(k, model=settings.model, prompt_version=prompt.version_id, response=answer.response,
-                          prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
-                          cost_usd=answer.cost_usd)
+                cache.put(k, model=settings.model, prompt_version=prompt.version_id, answer=answer)
                 account(answer, new=True)
                 if on_answer is not None:
                     on_answer(k)
@@ -162,14 +164,18 @@ def generate_with_llm(
         return None
 
     try:
-        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="llm") as pool:
+        with (ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="llm") as pool,
+              Progress("generate", total=len(chunks), unit="chunks") as progress):
             futures = [pool.submit(one, chunk) for chunk in chunks]
             try:
-                results = [f.result() for f in futures]
+                for future in as_completed(futures):
+                    future.result()
+                    progress.update()
             except BaseException:
                 for f in futures:
                     f.cancel()  # calls already running finish and are cached; the rest never start
                 raise
+            results = [f.result() for f in futures]
     finally:
         if own_client:
             client.close()

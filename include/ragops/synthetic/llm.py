@@ -13,13 +13,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ragops.config import redact
+from ragops.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ragops.services import LLMEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +61,17 @@ class LLMSettings:
         return (prompt_tokens * self.price_prompt_per_1m + completion_tokens * self.price_completion_per_1m) / 1e6
 
     @classmethod
-    def from_endpoint(cls, endpoint: dict[str, Any], **overrides: Any) -> LLMSettings:
-        """From ``ragops.orchestration.llm_endpoint()`` (base_url, api_key, extra): the connection's
-        extra may carry ``model`` and the prices; explicit overrides (DAG params) win when set."""
-        extra = dict(endpoint.get("extra") or {})
-        values: dict[str, Any] = {"base_url": endpoint["base_url"], "api_key": endpoint.get("api_key") or "not-needed"}
+    def from_endpoint(cls, endpoint: LLMEndpoint, **overrides: Any) -> LLMSettings:
+        """From the services' LLM endpoint (the ``ragops_llm`` connection): its extra may carry
+        ``model`` and the prices; explicit overrides (DAG params) win when set."""
+        extra = dict(endpoint.extra or {})
+        values: dict[str, Any] = {"base_url": endpoint.base_url, "api_key": endpoint.api_key or "not-needed"}
         for key in ("model", "price_prompt_per_1m", "price_completion_per_1m", "timeout_s", "max_attempts"):
             if extra.get(key) not in (None, ""):
                 values[key] = extra[key]
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         if not values.get("model"):
-            raise ValueError("no LLM model given: set the param 'llm_model' or the connection extra 'model'")
+            raise InvalidInput("no LLM model given: set the param 'llm_model' or the connection extra 'model'")
         return cls(**values)
 
 

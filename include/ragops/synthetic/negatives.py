@@ -8,15 +8,19 @@ skip the very first foreign hits too when the corpus has many near-copies across
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragops.documents import embedding_text_of
+
+if TYPE_CHECKING:
+    from ragops.embedding import Embedder
+    from ragops.stores import VectorStore
 
 # search(vectors, k) -> for each vector, candidate rows (chunk_id, doc_id, heading_path, text), best first
 Searcher = Callable[[Any, int], list[list[dict[str, Any]]]]
 
 
-def mine_hard_negatives(records: Sequence[dict[str, Any]], embedder: Any, search: Searcher, *, k: int = 10,
+def mine_hard_negatives(records: Sequence[dict[str, Any]], embedder: Embedder, search: Searcher, *, k: int = 10,
                         skip_top: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Adds ``negative`` (and ``negative_chunk_id``) to each record; ``None`` where no foreign hit
     was found in the top ``k``. Returns the records and how many got a negative."""
@@ -35,7 +39,7 @@ def mine_hard_negatives(records: Sequence[dict[str, Any]], embedder: Any, search
     return out, mined
 
 
-def local_searcher(embedder: Any, chunks: Sequence[dict[str, Any]]) -> Searcher:
+def local_searcher(embedder: Embedder, chunks: Sequence[dict[str, Any]]) -> Searcher:
     import numpy as np
 
     matrix = embedder.encode([embedding_text_of(c) for c in chunks])
@@ -47,7 +51,7 @@ def local_searcher(embedder: Any, chunks: Sequence[dict[str, Any]]) -> Searcher:
     return search
 
 
-def store_searcher(store: Any, collection: str) -> Searcher:
+def store_searcher(store: VectorStore, collection: str) -> Searcher:
     """Candidates from a live collection (alias or name); hit properties carry the chunk columns."""
 
     def search(vectors: Any, k: int) -> list[list[dict[str, Any]]]:

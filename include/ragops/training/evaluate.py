@@ -20,9 +20,13 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragops.hashing import sha256_text
+from ragops.progress import Progress
+
+if TYPE_CHECKING:
+    from ragops.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -212,36 +216,40 @@ def evaluate_models(models: Mapping[str, str], dataset_test_split: Iterable[Mapp
     cache: dict[Any, Any] = {}
     scored_by_path: dict[str, dict[str, Any]] = {}
     report_models: dict[str, Any] = {}
-    for label, path in models.items():
-        path = str(path)
-        if path not in scored_by_path:
-            model = SentenceTransformer(path, device=device, local_files_only=True)
-            full_dim = int(model.get_embedding_dimension())
-            too_big = [d for d in dims if d > full_dim]
-            if too_big:
-                raise ValueError(f"model {label!r} ({path}) has {full_dim} dims; cannot evaluate at {too_big}")
-            per_set: dict[str, Any] = {}
-            for eval_set in sets:
-                per_dim: dict[str, Any] = {}
-                for dim in dims:
-                    evaluator = evaluator_cls(
-                        eval_set.queries, eval_set.corpus, eval_set.relevant, cache=cache,
-                        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=list(ks),
-                        map_at_k=[max(ks)], batch_size=batch_size, name="", write_csv=False,
-                        truncate_dim=None if dim == full_dim else dim,
-                    )
-                    raw = evaluator(model)
-                    wanted = {"ndcg@10", "mrr@10", "accuracy@1", *(f"recall@{k}" for k in ks)}
-                    per_dim[str(dim)] = {name: round(float(v), 6) for key, v in raw.items()
-                                         if (name := _metric_name(key)) in wanted}
-                per_set[eval_set.name] = per_dim
-                log.info("%s on %s: nDCG@10 by dim %s", label, eval_set.name,
-                         {d: m["ndcg@10"] for d, m in per_dim.items()})
-            scored_by_path[path] = per_set
-            for key in [k for k in cache if k[0] == id(model)]:
-                del cache[key]
-            del model
-        report_models[label] = {"path": path, "metrics": scored_by_path[path]}
+    distinct = len({str(p) for p in models.values()})
+    with Progress("evaluate", total=distinct * sum(len(s.queries) for s in sets) * len(dims),
+                  unit="queries") as progress:
+        for label, path in models.items():
+            path = str(path)
+            if path not in scored_by_path:
+                model = SentenceTransformer(path, device=device, local_files_only=True)
+                full_dim = int(model.get_embedding_dimension())
+                too_big = [d for d in dims if d > full_dim]
+                if too_big:
+                    raise ValueError(f"model {label!r} ({path}) has {full_dim} dims; cannot evaluate at {too_big}")
+                per_set: dict[str, Any] = {}
+                for eval_set in sets:
+                    per_dim: dict[str, Any] = {}
+                    for dim in dims:
+                        evaluator = evaluator_cls(
+                            eval_set.queries, eval_set.corpus, eval_set.relevant, cache=cache,
+                            mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=list(ks),
+                            map_at_k=[max(ks)], batch_size=batch_size, name="", write_csv=False,
+                            truncate_dim=None if dim == full_dim else dim,
+                        )
+                        raw = evaluator(model)
+                        wanted = {"ndcg@10", "mrr@10", "accuracy@1", *(f"recall@{k}" for k in ks)}
+                        per_dim[str(dim)] = {name: round(float(v), 6) for key, v in raw.items()
+                                             if (name := _metric_name(key)) in wanted}
+                        progress.update(len(eval_set.queries))
+                    per_set[eval_set.name] = per_dim
+                    log.info("%s on %s: nDCG@10 by dim %s", label, eval_set.name,
+                             {d: m["ndcg@10"] for d, m in per_dim.items()})
+                scored_by_path[path] = per_set
+                for key in [k for k in cache if k[0] == id(model)]:
+                    del cache[key]
+                del model
+            report_models[label] = {"path": path, "metrics": scored_by_path[path]}
     return {
         "dims": dims, "ks": ks, "primary_set": sets[0].name,
         "sets": {s.name: s.describe() for s in sets},
@@ -285,7 +293,7 @@ def chart_png(report: Mapping[str, Any], metric: str = "ndcg@10") -> bytes:
     return buf.getvalue()
 
 
-def save_report(report: Mapping[str, Any], artifacts: Any, rel_dir: str) -> dict[str, str]:
+def save_report(report: Mapping[str, Any], artifacts: ArtifactStore, rel_dir: str) -> dict[str, str]:
     """Writes ``report.json`` and the chart under ``rel_dir`` of the artifact store; returns their URIs."""
     return {
         "report_uri": artifacts.write_json(f"{rel_dir}/{REPORT_FILE}", dict(report)),

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ragops.errors import InvalidInput
 from ragops.hashing import hash_object
+from ragops.vocabulary import MODEL_NAME, ArtifactKind, Relation, Status
+
+if TYPE_CHECKING:
+    from ragops.lineage import Artifact, Registry
 
 PRIMARY_METRIC = "ndcg@10"
 DEFAULT_MARGIN = 0.005
 DEFAULT_GUARD_TOLERANCE = 0.01
-EVALUATION_KIND = "evaluation"
+# The registry name of the model gate's evaluations.
+GATE_EVALUATION_NAME = f"{MODEL_NAME}-gate"
 
 
 @dataclass
@@ -30,15 +36,15 @@ class Decision:
         return asdict(self)
 
     @property
-    def verdict(self) -> str:
-        return "promoted" if self.promote else "rejected"
+    def verdict(self) -> Status:
+        return Status.PROMOTED if self.promote else Status.REJECTED
 
 
 def _metric(report: Mapping[str, Any], set_name: str, dim: int, metric: str) -> float:
     try:
         return float(report["metrics"][set_name][str(dim)][metric])
     except KeyError as exc:
-        raise ValueError(f"report {report.get('label', '?')!r} lacks {metric} on {set_name!r} at dim {dim}") from exc
+        raise InvalidInput(f"report {report.get('label', '?')!r} lacks {metric} on {set_name!r} at dim {dim}") from exc
 
 
 def decide(candidate_report: Mapping[str, Any], live_report: Mapping[str, Any], *,
@@ -47,7 +53,7 @@ def decide(candidate_report: Mapping[str, Any], live_report: Mapping[str, Any], 
            guard_tolerance: float = DEFAULT_GUARD_TOLERANCE) -> Decision:
     """Compares two model reports (``evaluate.model_report`` shape: ``metrics[set][dim][metric]``)."""
     if margin < 0 or guard_tolerance < 0:
-        raise ValueError(f"margin ({margin}) and guard_tolerance ({guard_tolerance}) must be >= 0")
+        raise InvalidInput(f"margin ({margin}) and guard_tolerance ({guard_tolerance}) must be >= 0")
     primary_set = primary_set or candidate_report.get("primary_set") or next(iter(candidate_report["metrics"]))
     dims = sorted({int(d) for d in candidate_report["metrics"][primary_set]}, reverse=True)
     primary_dim = int(primary_dim or dims[0])
@@ -93,21 +99,21 @@ def decide(candidate_report: Mapping[str, Any], live_report: Mapping[str, Any], 
     return Decision(promote=primary_ok and regressions == 0, reasons=reasons, inputs=inputs)
 
 
-def record_decision(registry: Any, decision: Decision, *, candidate_id: int, report: Mapping[str, Any],
+def record_decision(registry: Registry, decision: Decision, *, candidate_id: int, report: Mapping[str, Any],
                     report_uri: str, live_id: int | None = None, dataset_id: int | None = None,
                     extra_uris: Mapping[str, str] | None = None, run_key: str | None = None,
-                    name: str = "embeddings-gate", update_candidate: bool = True) -> Any:
+                    name: str = GATE_EVALUATION_NAME, update_candidate: bool = True) -> Artifact:
     """Records the evaluation (an artifact with the report and the decision, linked to the models
     and the dataset) and writes the decision onto the candidate. Idempotent: keyed by the report.
 
     ``update_candidate=False`` leaves the candidate's row alone (when it is the live model itself)."""
-    parents = [(candidate_id, "evaluates")]
+    parents = [(candidate_id, Relation.EVALUATES)]
     if live_id is not None and live_id != candidate_id:
-        parents.append((live_id, "baseline"))
+        parents.append((live_id, Relation.BASELINE))
     if dataset_id is not None:
-        parents.append((dataset_id, "evaluated_on"))
+        parents.append((dataset_id, Relation.EVALUATED_ON))
     evaluation = registry.record_artifact(
-        EVALUATION_KIND, name, hash_object({"report": report, "decision": decision.inputs}), report_uri,
+        ArtifactKind.EVALUATION, name, hash_object({"report": report, "decision": decision.inputs}), report_uri,
         params={"decision_inputs": {k: v for k, v in decision.inputs.items() if k != "guards"},
                 **{k: v for k, v in (extra_uris or {}).items()}},
         metrics={"decision": decision.verdict, "reasons": decision.reasons, "guards": decision.inputs["guards"]},
@@ -118,5 +124,5 @@ def record_decision(registry: Any, decision: Decision, *, candidate_id: int, rep
                                                              "reasons": decision.reasons,
                                                              "evaluation_id": evaluation.id,
                                                              "delta": decision.inputs["delta"]}},
-                             status="approved" if decision.promote else "rejected")
+                             status=Status.APPROVED if decision.promote else Status.REJECTED)
     return evaluation

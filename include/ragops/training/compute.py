@@ -2,7 +2,7 @@
 
 Both runners take the argument list of ``entrypoint_args`` (the one function that builds it), so a
 run behaves the same on a laptop and on a GPU node. The Airflow Variable ``ragops_training``
-(JSON) chooses and configures; every key is optional::
+(JSON, read by ``ragops.orchestration.pod``) chooses and configures; every key is optional::
 
     {
       "compute": "local",                       # or "kubernetes"
@@ -22,6 +22,9 @@ run behaves the same on a laptop and on a GPU node. The Airflow Variable ``ragop
 Secrets reach the pod only as references to Kubernetes Secrets (``secretKeyRef`` / ``envFrom``);
 plain ``env`` values that look like secrets are refused. The pod reads and writes artifacts through
 object storage URIs (the artifact root must be remote for ``kubernetes``).
+
+This module knows no Airflow: ``pod_spec`` describes the pod as plain data, and
+``ragops.orchestration.pod`` turns it into a KubernetesPodOperator.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from ragops.config import redact
+from ragops.errors import InvalidInput
+from ragops.vocabulary import LEARNING_RATE, TRAINING_VARIABLE, Compute
 
 log = logging.getLogger(__name__)
 
-VARIABLE = "ragops_training"
-COMPUTES = ("local", "kubernetes")
 ENTRYPOINT = Path(__file__).with_name("train_embeddings.py")
 # Where docker/Dockerfile.trainer puts the same file.
 ENTRYPOINT_IN_IMAGE = "/opt/ragops/train_embeddings.py"
@@ -58,7 +61,7 @@ class TrainingRequest:
     output_uri: str
     epochs: float = 1.0
     batch_size: int = 32
-    lr: float = 2e-5
+    lr: float = LEARNING_RATE
     matryoshka_dims: tuple[int, ...] = ()
     checkpoint_steps: int = 100
     seed: int = 42
@@ -94,7 +97,7 @@ def _num(value: float) -> str:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    compute: str = "local"
+    compute: Compute = Compute.LOCAL
     image: str = DEFAULT_IMAGE
     namespace: str = "default"
     kubernetes_conn_id: str = "kubernetes_default"
@@ -111,7 +114,8 @@ class TrainingConfig:
     startup_timeout_seconds: int = 900
 
     @classmethod
-    def from_value(cls, value: str | Mapping[str, Any] | None, *, compute_override: str | None = None) -> TrainingConfig:
+    def from_value(cls, value: str | Mapping[str, Any] | None, *,
+                   compute_override: str | None = None) -> TrainingConfig:
         """From the Variable's JSON (or a dict); errors name the Variable and the key."""
         if value in (None, ""):
             data: dict[str, Any] = {}
@@ -119,43 +123,47 @@ class TrainingConfig:
             try:
                 data = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"Variable {VARIABLE!r} is not valid JSON: {exc}") from exc
+                raise InvalidInput(f"Variable {TRAINING_VARIABLE!r} is not valid JSON: {exc}") from exc
         else:
             data = dict(value)
         if not isinstance(data, dict):
-            raise ValueError(f"Variable {VARIABLE!r} must be a JSON object")
+            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r} must be a JSON object")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"Variable {VARIABLE!r}: unknown keys {sorted(unknown)}")
+            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: unknown keys {sorted(unknown)}")
         if compute_override:
             data["compute"] = compute_override
-        config = cls(**data)
+        compute = data.get("compute", Compute.LOCAL)
+        if compute not in [c.value for c in Compute]:
+            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: compute {compute!r} is not one of "
+                               f"{[c.value for c in Compute]}")
+        config = cls(**{**data, "compute": Compute(compute)})
         config.validate()
         return config
 
     def validate(self) -> None:
-        if self.compute not in COMPUTES:
-            raise ValueError(f"Variable {VARIABLE!r}: compute {self.compute!r} is not one of {COMPUTES}")
         if int(self.gpus) < 0:
-            raise ValueError(f"Variable {VARIABLE!r}: gpus must be >= 0")
+            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: gpus must be >= 0")
         masked = redact(dict(self.env))
         leaked = sorted(k for k in self.env if masked[k] == "***" or masked[k] != self.env[k])
         if leaked:
-            raise ValueError(f"Variable {VARIABLE!r}: env {leaked} look like secrets; reference a Kubernetes "
-                             "Secret through secret_env or secret_env_from instead")
+            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: env {leaked} look like secrets; reference a "
+                               "Kubernetes Secret through secret_env or secret_env_from instead")
         for item in self.secret_env:
             if not {"env", "secret", "key"} <= set(item):
-                raise ValueError(f"Variable {VARIABLE!r}: each secret_env entry needs env, secret and key: {item}")
+                raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: each secret_env entry needs env, secret and "
+                                   f"key: {item}")
         if self.storage_options != redact(dict(self.storage_options)):
-            raise ValueError(f"Variable {VARIABLE!r}: storage_options must not hold credentials; "
-                             "give them to the pod through secret_env")
+            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: storage_options must not hold credentials; "
+                               "give them to the pod through secret_env")
 
 
-def load_config(compute_override: str | None = None) -> TrainingConfig:
-    """The config from the Airflow Variable (DAG side only)."""
-    from airflow.sdk import Variable
-
-    return TrainingConfig.from_value(Variable.get(VARIABLE, default=None), compute_override=compute_override or None)
+def compute_fallbacks(config: TrainingConfig) -> list[dict[str, str]]:
+    """The named fallback of a run whose trainer runs in a local process instead of a GPU pod."""
+    if config.compute != Compute.LOCAL:
+        return []
+    return [{"service": "Kubernetes GPU pod", "using": "a local process running train_embeddings.py",
+             "reason": f"{TRAINING_VARIABLE}'s compute is 'local'"}]
 
 
 # -- local process ------------------------------------------------------------------------------
@@ -189,43 +197,42 @@ def run_local(args: Sequence[str], *, env: Mapping[str, str] | None = None, logg
     return result
 
 
-# -- Kubernetes pod ------------------------------------------------------------------------------
-def pod_operator(task_id: str, config: TrainingConfig, args: Sequence[str], **kwargs: Any) -> Any:
-    """A KubernetesPodOperator running the entrypoint on a GPU node."""
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-    from airflow.providers.cncf.kubernetes.secret import Secret
-    from kubernetes.client import models as k8s
+# -- Kubernetes pod, as plain data ----------------------------------------------------------------
+@dataclass(frozen=True)
+class PodSpec:
+    """The training pod, without Kubernetes or Airflow types (``orchestration.pod`` renders it)."""
 
+    name: str
+    namespace: str
+    kubernetes_conn_id: str
+    image: str
+    cmds: tuple[str, ...]
+    arguments: tuple[str, ...]
+    env: Mapping[str, str]                          # plain values: never secrets (validated)
+    secret_env: tuple[Mapping[str, str], ...]        # {env, secret, key}: one key of a Kubernetes Secret
+    secret_env_from: tuple[str, ...]                 # whole Kubernetes Secrets as env
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Mapping[str, Any], ...]
+    service_account: str | None
+    labels: Mapping[str, str]
+    startup_timeout_seconds: int
+
+
+def pod_spec(config: TrainingConfig, args: Sequence[str]) -> PodSpec:
+    """The pod that runs the entrypoint on a GPU node with ``args`` (those of the local process)."""
     limits = {"cpu": config.cpu, "memory": config.memory}
     if config.gpus:
         limits["nvidia.com/gpu"] = str(int(config.gpus))
-    secrets = [Secret("env", s["env"], s["secret"], s["key"]) for s in config.secret_env]
-    secrets += [Secret("env", None, name) for name in config.secret_env_from]
-    tolerations = [k8s.V1Toleration(key=t.get("key"), operator=t.get("operator", "Equal"), value=t.get("value"),
-                                    effect=t.get("effect"), toleration_seconds=t.get("toleration_seconds"))
-                   for t in config.tolerations]
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONUNBUFFERED": "1", **dict(config.env)}
-    return KubernetesPodOperator(
-        task_id=task_id,
-        name="ragops-train-embeddings",
-        namespace=config.namespace,
-        kubernetes_conn_id=config.kubernetes_conn_id,
-        image=config.image,
-        cmds=["python", ENTRYPOINT_IN_IMAGE],
-        arguments=list(args),
-        env_vars=[k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
-        secrets=secrets,
-        container_resources=k8s.V1ResourceRequirements(requests={"cpu": config.cpu, "memory": config.memory},
-                                                       limits=limits),
-        node_selector=dict(config.node_selector) or None,
-        tolerations=tolerations or None,
-        service_account_name=config.service_account,
-        labels={"app": "ragops", "component": "train-embeddings"},
-        image_pull_policy="IfNotPresent",
+    return PodSpec(
+        name="ragops-train-embeddings", namespace=config.namespace, kubernetes_conn_id=config.kubernetes_conn_id,
+        image=config.image, cmds=("python", ENTRYPOINT_IN_IMAGE), arguments=tuple(args), env=env,
+        secret_env=tuple(config.secret_env), secret_env_from=tuple(config.secret_env_from),
+        requests={"cpu": config.cpu, "memory": config.memory}, limits=limits,
+        node_selector=dict(config.node_selector), tolerations=tuple(config.tolerations),
+        service_account=config.service_account, labels={"app": "ragops", "component": "train-embeddings"},
         startup_timeout_seconds=config.startup_timeout_seconds,
-        reattach_on_restart=True,  # a retried task follows the running pod instead of starting another
-        get_logs=True,
-        on_finish_action="delete_succeeded_pod",  # a failed pod stays for inspection
-        **kwargs,
     )
