@@ -139,7 +139,7 @@ def test_remote_output_is_mirrored_and_a_fresh_pod_resumes_from_it(dataset, base
     uri = f"memory://ragops-test/{tmp_path.name}/run"
     fs = fsspec.filesystem("memory")
     common = ["--dataset-uri", str(dataset), "--base-model", base_model_path, "--output-uri", uri,
-              "--batch-size", "8", "--checkpoint-steps", "2", "--seed", "7"]
+              "--batch-size", "8", "--checkpoint-steps", "2", "--seed", "7", "--epochs", "1", "--lr", "2e-5"]
     assert train_embeddings.main([*common, "--max-steps", "2", "--work-dir", str(tmp_path / "pod1")]) == 0
     root = f"/ragops-test/{tmp_path.name}/run"
     files = {p.removeprefix(root + "/") for p in fs.find(root)}

@@ -63,13 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-model", required=True,
                    help="a sentence-transformers model folder: a path, an fsspec URI, or package://<module>/<folder>")
     p.add_argument("--output-uri", required=True, help="where checkpoints, the model and metrics go: path or fsspec URI")
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-5)
+    # The hyperparameters have no defaults here: rag_finetune_embeddings' params own them, and the
+    # pod and the local process are given every one (the same arguments either way).
+    p.add_argument("--epochs", type=float, required=True)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
     p.add_argument("--matryoshka-dims", default="",
                    help="comma-separated dims, e.g. 384,256,128,64 (default: the model's size down to 64)")
-    p.add_argument("--checkpoint-steps", type=int, default=100)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--checkpoint-steps", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (-1: run all epochs)")
     p.add_argument("--loss", choices=("auto", "mnrl", "cached-mnrl"), default="auto",
                    help=f"auto: cached MNRL above batch size {CACHED_LOSS_BATCH_THRESHOLD}")
