@@ -8,6 +8,32 @@ bash scripts/setup.sh
 export PATH="$RAGOPS_VENV/bin:$PATH"
 echo "[test] ruff check" >&2
 ruff check .
+# A real Weaviate and MinIO for the session (scripts/services.sh: built once with Go, then run on
+# 127.0.0.1); the ones started here are stopped on exit. Without Go: a loud warning, and the tests
+# that need them skip (loudly, in pytest's summary).
+started_services=()
+stop_services() {
+  for svc in ${started_services[@]+"${started_services[@]}"}; do bash scripts/services.sh stop "$svc" || true; done
+}
+trap stop_services EXIT
+for svc in weaviate minio; do
+  if bash scripts/services.sh status "$svc" 2>/dev/null; then
+    eval "$(bash scripts/services.sh env "$svc")"
+    continue
+  fi
+  set +e
+  bash scripts/services.sh start "$svc"
+  src=$?
+  set -e
+  if [ "$src" -eq 0 ]; then
+    started_services+=("$svc")
+    eval "$(bash scripts/services.sh env "$svc")"
+  elif [ "$src" -eq 3 ]; then
+    echo "[test] !!!!!!!! WARNING: Go is not installed, so no real $svc can be built: its tests will be SKIPPED !!!!!!!!" >&2
+  else
+    echo "[test] !!!!!!!! WARNING: scripts/services.sh start $svc failed ($src): its tests will try again and fail !!!!!!!!" >&2
+  fi
+done
 echo "[test] pytest" >&2
 set +e
 python -m pytest -p no:cacheprovider "${@:-tests}"

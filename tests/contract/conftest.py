@@ -1,4 +1,8 @@
-"""Stores under contract: the embedded LanceDB store always, Weaviate when WEAVIATE_URL names a live server.
+"""Stores under contract: the embedded LanceDB store and a real Weaviate server, always both.
+
+Weaviate: the server WEAVIATE_URL (WEAVIATE_GRPC_PORT, WEAVIATE_API_KEY) names, or else a local one
+that scripts/services.sh builds (Go, once) and starts for the session (tests/services.py). Only
+where Go is missing is the Weaviate half skipped, and then loudly (a warning and a red summary line).
 
 Every test gets a fresh store (``store``), a factory for a second handle on the same data
 (``open_store_again``: another process or task opening the store), and a unique collection name
@@ -16,8 +20,6 @@ from dataclasses import dataclass
 import pytest
 
 from ragops.stores import VectorStore
-
-NO_WEAVIATE = "WEAVIATE_URL is not set: the Weaviate contract run needs a live Weaviate >= 1.32"
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,37 @@ class StoreSpec:
         return WeaviateStore(self.location, grpc_port=self.grpc_port, api_key=self.api_key)
 
 
+@pytest.fixture(scope="session")
+def weaviate_spec(pytestconfig) -> StoreSpec:
+    """The Weaviate server of this session: WEAVIATE_URL's, or a local one started here."""
+    from tests.services import ServiceUnavailable, ensure_service, skip_loudly
+
+    env: dict[str, str] = dict(os.environ)
+    if not env.get("WEAVIATE_URL"):
+        try:
+            env = ensure_service(pytestconfig, "weaviate")
+        except ServiceUnavailable as exc:
+            skip_loudly(pytestconfig, "Weaviate", str(exc), "or set WEAVIATE_URL to a running server")
+    grpc = env.get("WEAVIATE_GRPC_PORT")
+    return StoreSpec("weaviate", env["WEAVIATE_URL"], int(grpc) if grpc else None, env.get("WEAVIATE_API_KEY") or None)
+
+
 @pytest.fixture(params=["lancedb", pytest.param("weaviate", marks=pytest.mark.weaviate)])
 def store_spec(request, tmp_path) -> StoreSpec:
     if request.param == "lancedb":
         return StoreSpec("lancedb", str(tmp_path / "vectors"))
-    url = os.environ.get("WEAVIATE_URL")
-    if not url:
-        pytest.skip(NO_WEAVIATE)
-    grpc = os.environ.get("WEAVIATE_GRPC_PORT")
-    return StoreSpec("weaviate", url, int(grpc) if grpc else None, os.environ.get("WEAVIATE_API_KEY") or None)
+    return request.getfixturevalue("weaviate_spec")
+
+
+@pytest.fixture
+def weaviate_store(weaviate_spec, prefix) -> Iterator[VectorStore]:
+    """A WeaviateStore on the session's server, for Weaviate-only behaviour (server-side hybrid)."""
+    handle = weaviate_spec.open()
+    try:
+        yield handle
+    finally:
+        _remove_everything_under(handle, prefix)
+        handle.close()
 
 
 @pytest.fixture

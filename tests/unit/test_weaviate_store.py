@@ -57,7 +57,10 @@ CLASS_DEFAULTS: dict[str, Any] = {
 class FakeWeaviateREST(ThreadingHTTPServer):
     """Weaviate's REST surface that WeaviateStore uses outside the gRPC data path: meta,
     readiness, OIDC discovery, schema (classes) and aliases, with the server's status codes and
-    error bodies. Classes and aliases share one namespace, as on the server."""
+    error bodies. Classes and aliases share one namespace, as on the server. As a real 1.35 server
+    does (checked against one, tests/contract): ``GET /v1/schema/{alias}`` answers with the alias's
+    target class, ``DELETE /v1/schema/{alias}`` deletes nothing, and creating a class under an
+    alias's name is refused with "alias name ... already exists"."""
 
     def __init__(self, version: str):
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -114,13 +117,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, {"classes": list(classes.values())}
             if method == "POST":
                 name = body["class"]
-                if name in classes or name in aliases:
+                if name in aliases:
+                    return 422, _error(f"alias name {name} already exists")
+                if name in classes:
                     return 422, _error(f"class name {name!r} already exists")
                 classes[name] = server.with_server_defaults(body)
                 return 200, classes[name]
         if path.startswith("/v1/schema/"):
             name = path.removeprefix("/v1/schema/")
             if method == "GET":
+                name = aliases.get(name, name)  # the server resolves an alias to its target class
                 return (200, classes[name]) if name in classes else (404, None)
             if method == "DELETE":
                 classes.pop(name, None)
@@ -396,3 +402,101 @@ def test_a_foreign_collection_is_refused_by_name(store, weaviate_1_32):
     weaviate_1_32.classes["Handmade"] = weaviate_1_32.with_server_defaults({"class": "Handmade"})
     with pytest.raises(VectorStoreError, match="'Handmade' was not created by ragops"):
         store.collection_metadata("Handmade")
+
+
+def test_an_alias_is_not_a_collection(store):
+    store.create_collection("Docs_v1", 8)
+    store.set_alias("RagDocs", "Docs_v1")
+    assert store.collection_exists("Docs_v1")
+    assert not store.collection_exists("RagDocs")  # although GET /v1/schema/RagDocs answers (with Docs_v1)
+    assert store.collection_metadata("RagDocs")["dimension"] == 8
+    with pytest.raises(CollectionNotFound, match="'RagDocs'"):
+        store.set_alias("Other", "RagDocs")  # an alias points at a collection, never at an alias
+
+
+# the Airflow Weaviate provider's connection -------------------------------------------------
+@pytest.mark.parametrize(("conn", "expected"), [
+    # the provider's own shape: bare host, port, extras
+    ({"host": "weaviate.internal", "port": 8080, "extra": {"grpc_port": 50051, "api_key": "k1"}},
+     {"url": "http://weaviate.internal:8080", "grpc_host": "weaviate.internal", "grpc_port": 50051,
+      "grpc_secure": False, "api_key": "k1", "headers": None}),
+    # TLS on both, a separate gRPC host, the key under its old name, extra headers
+    ({"host": "cluster.weaviate.cloud", "extra": {"http_secure": True, "grpc_secure": "true", "token": "k2",
+                                                   "grpc_host": "grpc-cluster.weaviate.cloud",
+                                                   "additional_headers": {"X-OpenAI-Api-Key": "o"}}},
+     {"url": "https://cluster.weaviate.cloud:443", "grpc_host": "grpc-cluster.weaviate.cloud", "grpc_port": 443,
+      "grpc_secure": True, "api_key": "k2", "headers": {"X-OpenAI-Api-Key": "o"}}),
+    # ragops' README convention: host = URL, password = API key; gRPC port defaults as in the hook
+    ({"host": "https://w.example:8443", "password": "k3", "extra": {"grpc_port": "50052"}},
+     {"url": "https://w.example:8443", "grpc_host": "w.example", "grpc_port": 50052,
+      "grpc_secure": False, "api_key": "k3", "headers": None}),
+    ({"host": "w", "schema": "https", "port": "9443", "extra": {}},
+     {"url": "https://w:9443", "grpc_host": "w", "grpc_port": 80, "grpc_secure": False, "api_key": None,
+      "headers": None}),
+    # an explicit extra api_key wins over the password
+    ({"host": "w", "port": 80, "password": "p", "login": "someone", "extra": {"api_key": "k4"}},
+     {"url": "http://w:80", "grpc_host": "w", "grpc_port": 80, "grpc_secure": False, "api_key": "k4",
+      "headers": None}),
+])
+def test_weaviate_settings_from_connection(conn, expected):
+    from ragops.stores.weaviate_store import weaviate_settings_from_connection
+
+    settings = weaviate_settings_from_connection(conn["host"], conn.get("port"), conn.get("password"),
+                                                 conn.get("extra"), login=conn.get("login"),
+                                                 schema=conn.get("schema"))
+    assert settings == expected
+
+
+@pytest.mark.parametrize(("conn", "message"), [
+    ({"host": ""}, "has no host"),
+    ({"host": "ftp://w"}, "scheme 'ftp'"),
+    ({"host": "w", "extra": {"grpc_port": "fifty"}}, "not a number"),
+    ({"host": "w", "extra": {"http_secure": "maybe"}}, "'http_secure' must be a boolean"),
+    ({"host": "w", "login": "alice", "password": "pw"}, "OIDC"),
+    ({"host": "w", "extra": {"access_token": "t"}}, "'access_token'"),
+    ({"host": "w", "extra": {"client_secret": "s"}}, "'client_secret'"),
+])
+def test_weaviate_connection_errors_are_named(conn, message):
+    from ragops.stores.weaviate_store import weaviate_settings_from_connection
+
+    with pytest.raises(VectorStoreError, match=message):
+        weaviate_settings_from_connection(conn["host"], conn.get("port"), conn.get("password"), conn.get("extra"),
+                                          login=conn.get("login"))
+
+
+def test_the_mapping_imports_no_airflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from ragops.stores.weaviate_store import weaviate_settings_from_connection as f; "
+            "f('w', 8080, None, {}); assert not [m for m in sys.modules if m.split('.')[0] == 'airflow'], 'airflow'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("conn", [
+    {"conn_type": "weaviate", "host": "weaviate.internal", "port": 8080, "extra": {"grpc_port": 50051}},
+    {"conn_type": "weaviate", "host": "cluster.weaviate.cloud", "port": 443,
+     "extra": {"http_secure": True, "grpc_secure": True, "grpc_host": "grpc-cluster.weaviate.cloud",
+               "api_key": "k", "additional_headers": {"X-Cohere-Api-Key": "c"}}},
+    {"conn_type": "weaviate", "host": "w", "extra": {"token": "k"}},
+])
+def test_the_mapping_reaches_the_endpoints_the_provider_hook_does(conn, monkeypatch):
+    """Same connection, same endpoints: WeaviateHook.get_conn's connect_to_custom arguments, captured."""
+    import weaviate
+    from airflow.providers.weaviate.hooks.weaviate import WeaviateHook
+
+    from ragops.stores.weaviate_store import weaviate_settings_from_connection
+
+    captured: dict = {}
+    monkeypatch.setattr(weaviate, "connect_to_custom", lambda **kwargs: captured.update(kwargs))
+    monkeypatch.setenv("AIRFLOW_CONN_RAGOPS_WEAVIATE_T", json.dumps(conn))
+    WeaviateHook("ragops_weaviate_t").get_conn()
+    ours = weaviate_settings_from_connection(conn["host"], conn.get("port"), None, conn["extra"])
+    url = urlsplit(ours["url"])
+    assert (url.hostname, url.port, url.scheme == "https") == (
+        captured["http_host"], captured["http_port"], captured["http_secure"])
+    assert (ours["grpc_host"], ours["grpc_port"], ours["grpc_secure"]) == (
+        captured["grpc_host"], int(captured["grpc_port"]), captured["grpc_secure"])
+    assert (ours["headers"] or {}) == captured["headers"]
+    # without a key the hook falls back to OIDC login/password (empty here); ours sends no credentials
+    assert ours["api_key"] == getattr(captured["auth_credentials"], "api_key", None)
