@@ -22,7 +22,7 @@ class Block:
 
 @dataclass
 class Document:
-    doc_id: str            # stable id: the path relative to the source root, or the BEIR _id
+    doc_id: str            # stable id: "<source name>:<path in the source>" (NFC), or the BEIR _id
     source: str            # the source it came from (a name such as "pgdocs" or "beir:scifact")
     title: str
     blocks: list[Block]

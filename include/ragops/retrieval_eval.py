@@ -3,6 +3,9 @@
 Metrics come from pytrec_eval (the trec_eval implementation BEIR itself uses): nDCG@10, MRR@10
 and Recall@100. Collections hold chunks; BEIR judges documents, so a document scores the best
 score of its chunks (max-pooling, the usual passage-to-document aggregation).
+
+Queries run through the query path the service serves (``ragops.retrieval.QueryPath``): the same
+first stage, fusion and reranker, so what is measured is what is served.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ragops.hashing import sha256_text
+from ragops.sources.core import normalized_id
 
 log = logging.getLogger(__name__)
 
@@ -69,33 +73,43 @@ def aggregate_hits(hits: Sequence[Any], level: str) -> dict[str, float]:
 
 
 def retrieve_run(store: Any, collection: str, labelled: LabelledQueries, mode: str,
-                 encode: Callable[[list[str]], np.ndarray] | None, k: int = 100) -> Run:
-    """Queries a collection (or alias) for every labelled query with one retrieval mode."""
+                 encode: Callable[[list[str]], np.ndarray] | None, k: int = 100, *, fusion: Any = None,
+                 path: Any = None, rerank: bool = False) -> Run:
+    """Queries a collection (or alias) for every labelled query with one retrieval mode, through the
+    query path (``path``: a ``QueryPath`` or live ``Retriever`` to use as it is; else one is made
+    for ``collection`` with ``encode`` and ``fusion``, default: the stores' RRF)."""
+    from ragops.retrieval import QueryPath
+
     if mode not in MODES:
         raise ValueError(f"retrieval mode {mode!r} is not one of {MODES}")
+    if path is None and mode != "keyword" and encode is None:
+        raise ValueError(f"retrieval mode {mode!r} needs a query encoder")
+    if path is None:
+        path = QueryPath(store, collection, encode=encode, **({"fusion": fusion} if fusion is not None else {}))
     qids = sorted(labelled.queries)
     texts = [labelled.queries[q] for q in qids]
-    vectors = encode(texts) if mode != "keyword" else None
-    if mode != "keyword" and encode is None:
-        raise ValueError(f"retrieval mode {mode!r} needs a query encoder")
     # Fetch more chunks than documents asked for: several chunks may belong to one document.
     depth = k * 3 if labelled.level == "doc" else k
-    run: Run = {}
-    for i, qid in enumerate(qids):
-        if mode == "dense":
-            hits = store.vector_search(collection, vectors[i], k=depth)
-        elif mode == "keyword":
-            hits = store.keyword_search(collection, texts[i], k=depth)
-        else:
-            hits = store.hybrid_search(collection, texts[i], vectors[i], k=depth)
-        run[qid] = dict(sorted(aggregate_hits(hits, labelled.level).items(), key=lambda kv: -kv[1])[:k])
-    return run
+    results = path.search_many(texts, k=depth, mode=mode, rerank=rerank, similarity=False, cite=False,
+                               fusion=fusion)
+    return {qid: dict(sorted(aggregate_hits(result.hits, labelled.level).items(), key=lambda kv: -kv[1])[:k])
+            for qid, result in zip(qids, results, strict=True)}
 
 
 def evaluate_collection(store: Any, collection: str, labelled: LabelledQueries,
                         encode: Callable[[list[str]], np.ndarray] | None,
-                        modes: Sequence[str] = MODES) -> dict[str, dict[str, float]]:
-    return {mode: metrics_from_run(labelled.qrels, retrieve_run(store, collection, labelled, mode, encode))
+                        modes: Sequence[str] = MODES, *, fusion: Any = None) -> dict[str, dict[str, float]]:
+    return {mode: metrics_from_run(labelled.qrels, retrieve_run(store, collection, labelled, mode, encode,
+                                                                fusion=fusion))
+            for mode in modes}
+
+
+def evaluate_path(path: Any, labelled: LabelledQueries, modes: Sequence[str] = MODES, *, rerank: bool = False,
+                  fusion: Any = None) -> dict[str, dict[str, float]]:
+    """Metrics of a query path as it serves: a ``Retriever`` (the live alias: its model, the
+    collection's recorded fusion, its reranker) or a ``QueryPath``."""
+    return {mode: metrics_from_run(labelled.qrels, retrieve_run(None, "", labelled, mode, None, path=path,
+                                                                rerank=rerank, fusion=fusion))
             for mode in modes}
 
 
@@ -106,27 +120,38 @@ def load_golden_queries(path: str | Path) -> LabelledQueries:
     queries: dict[str, str] = {}
     qrels: Qrels = {}
     levels = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
+        where = f"golden queries {path}:{lineno}"
+        # Every field is read inside the try, so any bad value is reported with its file and line.
         try:
             row = json.loads(line)
             text = str(row["query"]).strip()
             level = "chunk" if "chunk_id" in row else "doc"
-            target = str(row["chunk_id"] if level == "chunk" else row["doc_id"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"golden queries {path}:{lineno}: expected {{query, doc_id|chunk_id}}: {exc}") from exc
+            target = normalized_id(str(row["chunk_id"] if level == "chunk" else row["doc_id"]))
+            relevance = _relevance(row.get("relevance", 1))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{where}: expected {{query, doc_id|chunk_id[, relevance: int]}}: "
+                             f"{type(exc).__name__}: {exc}") from None
         if not text:
-            raise ValueError(f"golden queries {path}:{lineno}: the query is empty")
+            raise ValueError(f"{where}: the query is empty")
         levels.add(level)
         qid = str(row.get("id") or f"g{sha256_text(text)[:12]}")
         queries[qid] = text
-        qrels.setdefault(qid, {})[target] = int(row.get("relevance", 1))
+        qrels.setdefault(qid, {})[target] = relevance
     if len(levels) > 1:
         raise ValueError(f"golden queries {path}: mixes doc_id and chunk_id targets")
     if not qrels:
         raise ValueError(f"golden queries {path}: no queries")
     return LabelledQueries(queries, qrels, levels.pop())
+
+
+def _relevance(value: Any) -> int:
+    """A relevance grade: an integer, or a string of one (TREC qrels are integers; 1.5 or true is a mistake)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"relevance {value!r} is not an integer")
+    return int(value)
 
 
 def beir_labelled(folder: str | Path, split: str) -> LabelledQueries:

@@ -58,3 +58,19 @@ def test_postgres_connection_keeps_its_libpq_extras(monkeypatch):
         "schema": "lineage", "extra": {"sslmode": "require", "connect_timeout": 5, "cursor": "dict"}}))
     dsn = postgres_dsn()
     assert dsn == "postgresql://ragops:p%40ss@db.internal:5432/lineage?sslmode=require&connect_timeout=5"
+
+
+def test_the_weaviate_providers_connection_configures_the_store(monkeypatch, tmp_path):
+    from ragops.orchestration.connections import settings_from_airflow
+
+    monkeypatch.setenv("AIRFLOW_CONN_RAGOPS_POSTGRES", json.dumps({"conn_type": "postgres", "host": "h"}))
+    monkeypatch.setenv("AIRFLOW_CONN_RAGOPS_WEAVIATE", json.dumps({
+        "conn_type": "weaviate", "host": "weaviate.internal", "port": 8080,
+        "extra": {"api_key": "wv-secret", "grpc_port": 50051, "grpc_host": "grpc.internal"}}))
+    settings = settings_from_airflow()
+    assert settings.vector_backend == "weaviate" and "Weaviate" not in {f.service for f in settings.fallbacks}
+    assert settings.weaviate_url == "http://weaviate.internal:8080" and settings.weaviate_grpc_port == 50051
+    assert settings.weaviate_api_key == "wv-secret" and settings.weaviate_options["grpc_host"] == "grpc.internal"
+    assert "wv-secret" not in repr(settings)
+    monkeypatch.delenv("AIRFLOW_CONN_RAGOPS_WEAVIATE")
+    assert settings_from_airflow().vector_backend == "lancedb"

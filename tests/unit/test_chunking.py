@@ -138,7 +138,7 @@ def test_long_heading_path_keeps_its_most_specific_end(tokenizer):
 
 
 def test_headings_start_chunks_and_build_the_heading_path(corpus, tokenizer):
-    rst = next(d for d in corpus if d.doc_id == "guides/configuration.rst")
+    rst = next(d for d in corpus if d.doc_id == "fixture:guides/configuration.rst")
     chunks = chunk_document(rst, ChunkingConfig(chunk_size=200, chunk_overlap=0), tokenizer)
     assert [(c.title, c.heading_path) for c in chunks] == [
         ("Configuring Tern", "Configuring Tern"),
@@ -151,16 +151,16 @@ def test_headings_start_chunks_and_build_the_heading_path(corpus, tokenizer):
 
 
 def test_html_title_joins_the_heading_path(corpus, tokenizer):
-    wal = next(d for d in corpus if d.doc_id == "reference/wal.html")
+    wal = next(d for d in corpus if d.doc_id == "fixture:reference/wal.html")
     chunks = chunk_document(wal, ChunkingConfig(), tokenizer)
     assert [c.heading_path for c in chunks] == ["Write-ahead log", "Write-ahead log > Checkpoints"]
 
 
 def test_small_blocks_are_packed_and_code_stays_whole(corpus, tokenizer):
-    faq = next(d for d in corpus if d.doc_id == "faq.txt")
+    faq = next(d for d in corpus if d.doc_id == "fixture:faq.txt")
     (chunk,) = chunk_document(faq, ChunkingConfig(chunk_size=200, chunk_overlap=0), tokenizer)
     assert chunk.text == "\n\n".join(b.text for b in faq.blocks[1:])
-    cli = next(d for d in corpus if d.doc_id == "reference/cli.html")
+    cli = next(d for d in corpus if d.doc_id == "fixture:reference/cli.html")
     code = next(b.text for b in cli.blocks if b.kind == "code")
     chunks = chunk_document(cli, ChunkingConfig(chunk_size=64, chunk_overlap=0), tokenizer)
     assert sum(code in c.text for c in chunks) == 1

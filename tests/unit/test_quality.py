@@ -57,7 +57,7 @@ def test_clean_chunks_pass(chunks_df):
 
 def test_each_document_defect_is_reported(docs_df):
     damaged = pd.concat([docs_df, pd.DataFrame([
-        extra_doc("faq.txt", "A second document claiming an existing id, with enough text to pass."),
+        extra_doc("fixture:faq.txt", "A second document claiming an existing id, with enough text to pass."),
         extra_doc("blank.txt", "   "),
         extra_doc("mojibake.txt", "The caf\ufffd menu lists espresso and tea for the whole afternoon."),
         extra_doc("control.txt", "A log line with a bell \x07 character pasted into the docs page."),

@@ -48,3 +48,26 @@ def test_golden_queries_parse_and_errors_name_the_line(tmp_path):
 def test_qrels_without_query_text_are_rejected():
     with pytest.raises(ValueError, match="no text"):
         LabelledQueries({"q1": "a"}, {"q1": {"d": 1}, "q9": {"d": 1}})
+
+
+@pytest.mark.parametrize("line", [
+    '{"query": "vacuum", "doc_id": "v.html", "relevance": "high"}',
+    '{"query": "vacuum", "doc_id": "v.html", "relevance": [1]}',
+    '{"query": "vacuum", "doc_id": "v.html", "relevance": 1.5}',
+    '{"query": "vacuum", "doc_id": "v.html", "relevance": true}',
+    '["a list", "not an object"]',
+])
+def test_bad_relevance_and_rows_name_file_and_line(tmp_path, line):
+    path = tmp_path / "golden.jsonl"
+    path.write_text(json.dumps({"query": "wal", "doc_id": "wal.html"}) + "\n" + line + "\n")
+    with pytest.raises(ValueError, match=r"golden.jsonl:2"):
+        load_golden_queries(path)
+
+
+def test_golden_relevance_grades_and_normalized_ids(tmp_path):
+    import unicodedata
+
+    path = tmp_path / "golden.jsonl"
+    nfd = unicodedata.normalize("NFD", "docs:café.md")
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps({"query": "q", "doc_id": nfd, "relevance": "2"}) + "\r\n").encode())
+    assert load_golden_queries(path).qrels == {next(iter(load_golden_queries(path).qrels)): {"docs:café.md": 2}}

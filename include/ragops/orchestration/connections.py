@@ -5,7 +5,9 @@ Secrets come only from Connections and never leave the objects built here.
 Connections (``airflow_settings.yaml`` defines the local ones):
 - ``ragops_postgres`` (required): the lineage registry's Postgres; extras such as ``sslmode``
   become libpq parameters. Never Airflow's metadata DB.
-- ``ragops_weaviate`` (optional): without it the embedded LanceDB store is used (a named fallback).
+- ``ragops_weaviate`` (optional, the Weaviate provider's ``weaviate`` type: host, port, extra
+  ``api_key``, ``grpc_host``/``grpc_port``/``grpc_secure``, ``http_secure``): without it the
+  embedded LanceDB store is used (a named fallback).
 - ``ragops_llm`` (optional): an OpenAI-compatible endpoint; host = base URL, password = API key.
 - ``ragops_slack`` (optional, Slack incoming webhook) and ``ragops_smtp`` (optional, extra
   ``{"to": ...}``) for alerts. Alerts are always logged and recorded whether or not these exist.
@@ -81,19 +83,27 @@ def settings_from_airflow() -> RagopsSettings:
         if value:
             env[name] = value
     weaviate = connection(WEAVIATE_CONN_ID)
+    options: dict[str, Any] = {}
     if weaviate is not None and weaviate.host:
-        host = weaviate.host if "://" in weaviate.host else f"{weaviate.schema or 'http'}://{weaviate.host}"
-        env["WEAVIATE_URL"] = f"{host}:{weaviate.port}" if weaviate.port else host
-        env["RAGOPS_VECTOR_BACKEND"] = "weaviate"
-        extra = weaviate.extra_dejson or {}
-        if extra.get("grpc_port"):
-            env["WEAVIATE_GRPC_PORT"] = str(extra["grpc_port"])
-        if weaviate.password:
-            env["WEAVIATE_API_KEY"] = weaviate.password
+        # The Weaviate provider's connection type (host, port, extra api_key/grpc_*/http_secure),
+        # read the way its WeaviateHook reads it; aliases need the client, so no hook here.
+        from ragops.stores.weaviate_store import weaviate_settings_from_connection
+
+        mapped = weaviate_settings_from_connection(weaviate.host, weaviate.port, weaviate.password,
+                                                   weaviate.extra_dejson, login=weaviate.login,
+                                                   schema=weaviate.schema)
+        env.update(WEAVIATE_URL=mapped["url"], WEAVIATE_GRPC_PORT=str(mapped["grpc_port"]),
+                   RAGOPS_VECTOR_BACKEND="weaviate")
+        if mapped["api_key"]:
+            env["WEAVIATE_API_KEY"] = mapped["api_key"]
+        options = {"grpc_host": mapped["grpc_host"], "grpc_secure": mapped["grpc_secure"],
+                   "headers": mapped["headers"]}
     else:
         env.pop("WEAVIATE_URL", None)
         env["RAGOPS_VECTOR_BACKEND"] = "lancedb"
-    return RagopsSettings.from_env(env)
+    settings = RagopsSettings.from_env(env)
+    settings.weaviate_options = options
+    return settings
 
 
 def artifact_root_path(settings: RagopsSettings) -> Any:

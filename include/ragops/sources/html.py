@@ -32,6 +32,9 @@ BLOCK_TAGS = {"html", "body", "main", "article", "section", "div", "p", "blockqu
               "figure", "figcaption", "details", "summary", "address", "center", "fieldset", "li",
               "caption", "hgroup"}
 STRUCTURE_TAGS = [*HEADINGS, "pre", "table", "ul", "ol", *sorted(BLOCK_TAGS - {"html", "body"})]
+# _walk recurses once per element level; deeper elements are flattened to their text first, so a
+# page nested thousands deep loads instead of hitting Python's recursion limit.
+MAX_DEPTH = 200
 
 
 def parse_html(text: str, path: Path) -> tuple[str, list[Block]]:
@@ -48,6 +51,7 @@ def parse_html(text: str, path: Path) -> tuple[str, list[Block]]:
     had_text = bool((soup.body or soup).get_text().strip())
     _drop_boilerplate(soup)
     root = soup.body or soup
+    _flatten_deep(root, MAX_DEPTH)
     blocks: list[Block] = []
     _walk(root, blocks)
     blocks = [b for b in blocks if b.text]
@@ -74,6 +78,25 @@ def _drop_boilerplate(soup: Any) -> None:
     for tag in doomed:
         if not tag.decomposed:
             tag.decompose()
+
+
+def _flatten_deep(root: Any, max_depth: int) -> None:
+    """Replaces each element nested deeper than ``max_depth`` by its text (iteratively: no recursion
+    here). Its own structure is lost, which only pathological pages have."""
+    from bs4 import NavigableString, Tag
+
+    too_deep = []
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.children:
+            if isinstance(child, Tag):
+                if depth + 1 > max_depth:
+                    too_deep.append(child)  # and not below it: the whole subtree becomes text
+                else:
+                    stack.append((child, depth + 1))
+    for tag in too_deep:
+        tag.replace_with(NavigableString(" " + tag.get_text(" ") + " "))
 
 
 def _walk(node: Any, blocks: list[Block], inline: list[str] | None = None) -> None:

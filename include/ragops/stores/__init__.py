@@ -56,7 +56,7 @@ def open_store(settings: RagopsSettings) -> VectorStore:
         if not settings.weaviate_url:
             raise VectorStoreError("vector backend 'weaviate' needs WEAVIATE_URL")
         return WeaviateStore(settings.weaviate_url, grpc_port=settings.weaviate_grpc_port,
-                             api_key=settings.weaviate_api_key)
+                             api_key=settings.weaviate_api_key, **settings.weaviate_options)
     raise VectorStoreError(f"unknown vector backend {backend!r} (RAGOPS_VECTOR_BACKEND): use 'lancedb' or 'weaviate'")
 
 
