@@ -77,7 +77,9 @@ class Services:
     def notifier(self) -> Notifier:
         from ragops.notify import Notifier
 
-        return Notifier(registry=self.registry, channels=dict(self.channels))
+        # Alerts link to the Airflow run: the UI's base URL, as the deployment configures it.
+        base_url = os.environ.get("RAGOPS_UI_BASE_URL") or os.environ.get("AIRFLOW__API__BASE_URL")
+        return Notifier(registry=self.registry, channels=dict(self.channels), base_url=base_url)
 
     @property
     def fallbacks(self) -> list[dict[str, str]]:

@@ -75,6 +75,73 @@ def ragops_env(airflow_home, pg_dsn, tmp_path, monkeypatch) -> RagopsEnv:
     registry.drop()
 
 
+@pytest.fixture(scope="session")
+def weaviate_server(pytestconfig) -> dict[str, str]:
+    """The session's real Weaviate: WEAVIATE_URL's, or one scripts/services.sh starts (skipped loudly without Go)."""
+    from tests.services import ServiceUnavailable, ensure_service, skip_loudly
+
+    env = dict(os.environ)
+    if not env.get("WEAVIATE_URL"):
+        try:
+            env = ensure_service(pytestconfig, "weaviate")
+        except ServiceUnavailable as exc:
+            skip_loudly(pytestconfig, "Weaviate", str(exc), "or set WEAVIATE_URL to a running server")
+    return env
+
+
+@dataclass
+class IndexEnv:
+    """A rag_index test's world on one backend: the alias is unique on a shared Weaviate."""
+
+    backend: str
+    alias: str
+    ragops: RagopsEnv
+    open_store: Any
+
+    @property
+    def registry(self) -> Any:
+        return self.ragops.registry
+
+    def store(self) -> Any:
+        return self.open_store()
+
+
+@pytest.fixture(params=["lancedb", pytest.param("weaviate", marks=pytest.mark.weaviate)])
+def index_env(request, ragops_env, monkeypatch) -> Any:
+    """rag_index's tests run on the embedded store and on the real Weaviate, through the Weaviate
+    provider's connection type (as a deployment configures it)."""
+    if request.param == "lancedb":
+        yield IndexEnv("lancedb", "TestDocs", ragops_env, ragops_env.store)
+        return
+    from urllib.parse import urlparse
+
+    from ragops.stores.weaviate_store import WeaviateStore
+
+    server = request.getfixturevalue("weaviate_server")
+    url = urlparse(server["WEAVIATE_URL"])
+    grpc = int(server.get("WEAVIATE_GRPC_PORT") or 50051)
+    key = server.get("WEAVIATE_API_KEY") or None
+    monkeypatch.setenv("AIRFLOW_CONN_RAGOPS_WEAVIATE", json.dumps({
+        "conn_type": "weaviate", "host": url.hostname, "port": url.port,
+        "extra": {"grpc_port": grpc, **({"api_key": key} if key else {})}}))
+    alias = f"Ti{uuid.uuid4().hex[:10]}"
+    handles: list[Any] = []
+
+    def open_store() -> Any:
+        handles.append(WeaviateStore(server["WEAVIATE_URL"], grpc_port=grpc, api_key=key))
+        return handles[-1]
+
+    yield IndexEnv("weaviate", alias, ragops_env, open_store)
+    cleanup = open_store()
+    try:
+        cleanup.delete_alias(alias)
+        for name in cleanup.list_collections(prefix=f"{alias}_"):
+            cleanup.delete_collection(name)
+    finally:
+        for handle in handles:
+            handle.close()
+
+
 def get_dag(dag_id: str) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 

@@ -31,13 +31,13 @@ def collection_ids(store, name) -> set[str]:
     return {o.id for o in store.iter_objects(name)}
 
 
-def test_full_then_incremental_run(ragops_env, corpus):
-    store, registry = ragops_env.store(), ragops_env.registry
+def test_full_then_incremental_run(index_env, corpus):
+    store, registry, alias = index_env.store(), index_env.registry, index_env.alias
 
-    first = run_dag("rag_index", conf(corpus, mode="full"))
+    first = run_dag("rag_index", conf(corpus, alias=alias, mode="full"))
     assert first.state == "success", task_states(first)
-    v1 = store.get_alias("TestDocs")
-    chunks_v1 = registry.find_artifact("chunks", "TestDocs")
+    v1 = store.get_alias(alias)
+    chunks_v1 = registry.find_artifact("chunks", alias)
     assert v1 and store.count(v1) == chunks_v1.metrics["chunks"] > 0
     summary = xcom(first, "close_run")
     assert summary["live"]["uri"] == v1 and summary["plan"]["to_embed"] == chunks_v1.metrics["chunks"]
@@ -55,12 +55,12 @@ def test_full_then_incremental_run(ragops_env, corpus):
     (corpus / "added.md").write_text("# Replication slots\n\nA replication slot keeps WAL until every consumer "
                                      "has received it, so a stalled consumer can fill the disk.\n")
 
-    second = run_dag("rag_index", conf(corpus))
+    second = run_dag("rag_index", conf(corpus, alias=alias))
     assert second.state == "success", task_states(second)
-    v2 = store.get_alias("TestDocs")
+    v2 = store.get_alias(alias)
     assert v2 != v1
     plan = xcom(second, "plan")["stats"]
-    chunks_v2 = registry.find_artifact("chunks", "TestDocs")
+    chunks_v2 = registry.find_artifact("chunks", alias)
     assert chunks_v2.version == 2
     assert plan["copied"] > 0 and 0 < plan["to_embed"] < chunks_v2.metrics["chunks"]
     assert plan["copied"] + plan["to_embed"] == chunks_v2.metrics["chunks"] == store.count(v2)
@@ -72,31 +72,31 @@ def test_full_then_incremental_run(ragops_env, corpus):
     old = {o.id: list(o.vector) for o in store.fetch(v1, kept)}
     new = {o.id: list(o.vector) for o in store.fetch(v2, kept)}
     assert old == new
-    history = registry.alias_history("collection", "TestDocs")
+    history = registry.alias_history("collection", alias)
     assert [h["reason"] for h in history] == ["gate passed", "gate passed"]
 
     # Nothing changed: the nightly run finds the live collection and does no embedding work.
-    third = run_dag("rag_index", conf(corpus))
+    third = run_dag("rag_index", conf(corpus, alias=alias))
     assert third.state == "success", task_states(third)
-    assert store.get_alias("TestDocs") == v2
+    assert store.get_alias(alias) == v2
     assert xcom(third, "plan")["action"] == "noop"
     assert xcom(third, "chunk")["reused"] is True and xcom(second, "chunk")["reused"] is False
     states = task_states(third)
     assert states["swap_alias"] == "skipped" and states["gate"] == "skipped"
 
 
-def test_data_quality_failure_leaves_live_alias_untouched(ragops_env, corpus):
-    store, registry = ragops_env.store(), ragops_env.registry
-    assert run_dag("rag_index", conf(corpus)).state == "success"
-    live = store.get_alias("TestDocs")
+def test_data_quality_failure_leaves_live_alias_untouched(index_env, corpus):
+    store, registry, alias = index_env.store(), index_env.registry, index_env.alias
+    assert run_dag("rag_index", conf(corpus, alias=alias)).state == "success"
+    live = store.get_alias(alias)
     for i in range(6):  # the same page six times: duplicates far above the allowed ratio
         (corpus / f"copy{i}.md").write_text("# Copied page\n\nThe same paragraph, copied again and again.\n")
-    failed = run_dag("rag_index", conf(corpus, max_duplicate_ratio=0.05))
+    failed = run_dag("rag_index", conf(corpus, alias=alias, max_duplicate_ratio=0.05))
     assert failed.state == "failed"
     states = task_states(failed)
     assert states["validate_documents"] == "failed"
     assert states["swap_alias"] == "upstream_failed"
-    assert store.get_alias("TestDocs") == live
+    assert store.get_alias(alias) == live
     run_key = f"rag_index/{failed.run_id}"
     results = registry.dq_results(run_key)
     assert [(r["suite"], r["success"]) for r in results] == [("documents", False)]
@@ -132,17 +132,17 @@ def test_crash_mid_write_then_retry_duplicates_nothing(ragops_env, corpus, monke
     assert len(registry.alias_history("collection", "TestDocs")) == 1
 
 
-def test_rollback_is_one_trigger(ragops_env, corpus):
-    store, registry = ragops_env.store(), ragops_env.registry
-    assert run_dag("rag_index", conf(corpus)).state == "success"
-    v1 = store.get_alias("TestDocs")
+def test_rollback_is_one_trigger(index_env, corpus):
+    store, registry, alias = index_env.store(), index_env.registry, index_env.alias
+    assert run_dag("rag_index", conf(corpus, alias=alias)).state == "success"
+    v1 = store.get_alias(alias)
     (corpus / "extra.md").write_text("# Extra\n\nCheckpoints flush dirty buffers to disk at intervals.\n")
-    assert run_dag("rag_index", conf(corpus)).state == "success"
-    assert store.get_alias("TestDocs") != v1
-    run = run_dag("rag_collection_rollback", {"alias": "TestDocs", "version": 1})
+    assert run_dag("rag_index", conf(corpus, alias=alias)).state == "success"
+    assert store.get_alias(alias) != v1
+    run = run_dag("rag_collection_rollback", {"alias": alias, "version": 1})
     assert run.state == "success", task_states(run)
-    assert store.get_alias("TestDocs") == v1
-    assert registry.alias_history("collection", "TestDocs")[-1]["reason"] == "rollback to v1"
+    assert store.get_alias(alias) == v1
+    assert registry.alias_history("collection", alias)[-1]["reason"] == "rollback to v1"
 
 
 def asset_events(uri: str) -> list[dict]:

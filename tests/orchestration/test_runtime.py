@@ -74,3 +74,19 @@ def test_the_weaviate_providers_connection_configures_the_store(monkeypatch, tmp
     assert "wv-secret" not in repr(settings)
     monkeypatch.delenv("AIRFLOW_CONN_RAGOPS_WEAVIATE")
     assert settings_from_airflow().vector_backend == "lancedb"
+
+
+def test_alert_channels_come_from_the_slack_and_smtp_connections(monkeypatch):
+    from ragops.notify import SlackWebhookChannel, SmtpChannel
+    from ragops.orchestration.connections import alert_channels
+
+    assert alert_channels() == {}
+    monkeypatch.setenv("AIRFLOW_CONN_RAGOPS_SLACK", json.dumps({"conn_type": "slackwebhook",
+                                                                "password": "T000/B000/XXXX"}))
+    monkeypatch.setenv("AIRFLOW_CONN_RAGOPS_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": 2525, "login": "u", "password": "p",
+        "extra": {"to": "team@example.com", "disable_ssl": True, "disable_tls": True}}))
+    channels = alert_channels()
+    assert isinstance(channels["slack"], SlackWebhookChannel) and isinstance(channels["email"], SmtpChannel)
+    assert channels["slack"].url == "https://hooks.slack.com/services/T000/B000/XXXX"
+    assert (channels["email"].port, channels["email"].use_ssl, channels["email"].starttls) == (2525, False, False)

@@ -131,23 +131,27 @@ def llm_endpoint() -> LLMEndpoint | None:
 
 
 def alert_channels() -> dict[str, Channel]:
-    """Slack and email, where their connections exist (log and registry are always on)."""
+    """Slack and email, where their connections exist (log and registry are always on).
+
+    The channels are ragops' own (``ragops.notify``), built from the connections' fields, so that
+    the CLI alerts the same way without Airflow and each channel escapes for its medium."""
+    from ragops.notify import SlackWebhookChannel, SmtpChannel
+
     channels: dict[str, Channel] = {}
-    if connection(SLACK_CONN_ID) is not None:
-        def post_to_slack(title: str, message: str) -> None:
-            from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-
-            SlackWebhookHook(slack_webhook_conn_id=SLACK_CONN_ID).send_text(f"*{title}*\n{message}")
-
-        channels["slack"] = post_to_slack
+    slack = connection(SLACK_CONN_ID)
+    if slack is not None and (slack.password or slack.host):
+        # The Slack provider's slackwebhook type: password = the webhook token (or its whole URL).
+        token = slack.password or ""
+        base = slack.host if slack.host and "://" in slack.host else "https://hooks.slack.com/services"
+        channels["slack"] = SlackWebhookChannel(token if token.startswith("http") else f"{base.rstrip('/')}/{token}")
     smtp = connection(SMTP_CONN_ID)
-    recipients = (smtp.extra_dejson or {}).get("to") if smtp is not None else None
-    if recipients:
-        def send_email(title: str, message: str) -> None:
-            from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-            with SmtpHook(smtp_conn_id=SMTP_CONN_ID) as hook:
-                hook.send_email_smtp(to=recipients, subject=f"[ragops] {title}", html_content=f"<pre>{message}</pre>")
-
-        channels["email"] = send_email
+    extra = (smtp.extra_dejson or {}) if smtp is not None else {}
+    if smtp is not None and extra.get("to"):
+        # The SMTP provider's semantics: SSL unless disable_ssl, else STARTTLS unless disable_tls.
+        use_ssl = not extra.get("disable_ssl", False)
+        channels["email"] = SmtpChannel(
+            smtp.host or "localhost", int(smtp.port or (465 if use_ssl else 25)),
+            sender=extra.get("from_email") or f"ragops@{smtp.host or 'localhost'}", recipients=extra["to"],
+            username=smtp.login or None, password=smtp.password or None, use_ssl=use_ssl,
+            starttls=not use_ssl and not extra.get("disable_tls", False), timeout=float(extra.get("timeout", 10)))
     return channels
