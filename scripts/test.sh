@@ -34,11 +34,18 @@ for svc in weaviate minio; do
     echo "[test] !!!!!!!! WARNING: scripts/services.sh start $svc failed ($src): its tests will try again and fail !!!!!!!!" >&2
   fi
 done
-echo "[test] pytest" >&2
-set +e
-python -m pytest -p no:cacheprovider "${@:-tests}"
-rc=$?
-set -e
 # pytest's 5 means no test ran: that is a failure of the suite, not a pass.
-[ "$rc" -eq 5 ] && { echo "[test] no tests ran" >&2; exit 1; }
-exit "$rc"
+run_pytest() { set +e; python -m pytest -p no:cacheprovider "$@"; local rc=$?; set -e
+  [ "$rc" -eq 5 ] && { echo "[test] no tests ran: $*" >&2; return 1; }; return "$rc"; }
+if [ $# -gt 0 ]; then
+  echo "[test] pytest $*" >&2
+  run_pytest "$@"; exit $?
+fi
+# Tier 2 (unit) runs with Airflow unimportable: the logic package must not need it.
+echo "[test] pytest tests/unit (Airflow blocked)" >&2
+unit_rc=0
+RAGOPS_BLOCK_AIRFLOW=1 PYTHONPATH="$RAGOPS_ROOT/tests/no_airflow:$PYTHONPATH" run_pytest tests/unit || unit_rc=$?
+echo "[test] pytest: every other tier (DAG integrity, orchestration, contract, integration, hostile, dag.test runs)" >&2
+rest_rc=0
+run_pytest tests --ignore=tests/unit || rest_rc=$?
+[ "$unit_rc" -eq 0 ] && [ "$rest_rc" -eq 0 ] || { echo "[test] FAILED (unit: $unit_rc, others: $rest_rc)" >&2; exit 1; }

@@ -7,8 +7,8 @@ import pytest
 from ragops.artifacts import ArtifactStore
 from ragops.config import RagopsSettings, redact
 from ragops.documents import Block, Chunk, Document
-from ragops.hashing import chunk_object_id, hash_many, hash_object
 from ragops.errors import InvalidInput
+from ragops.hashing import chunk_object_id, hash_many, hash_object
 from ragops.indexing.gate import smoke_query
 from ragops.indexing.params import IndexParams
 from ragops.indexing.steps import collection_name
@@ -74,7 +74,8 @@ def test_notifier_logs_records_and_survives_a_broken_channel(registry):
     reached = notifier.alert("gate failed", "bad", run_key=run, context={"token": "t0k3n"})
     assert reached == ["log", "email", "registry"]
     (alert,) = registry.alerts(run)
-    assert alert["title"] == "gate failed" and alert["context"] == {"token": "***", "channel_errors": {"slack": "ConnectionError: slack down"}}
+    assert alert["title"] == "gate failed"
+    assert alert["context"] == {"token": "***", "channel_errors": {"slack": "ConnectionError: slack down"}}
     assert sent and "t0k3n" not in sent[0][1]
 
 

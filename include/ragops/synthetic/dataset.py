@@ -57,7 +57,7 @@ def dataset_rel(content_hash: str) -> str:
 def save_dataset(splits: dict[str, Sequence[dict[str, Any]]], artifacts: ArtifactStore, content_hash: str) -> str:
     """Writes the DatasetDict to the store unless that version is already there; returns its rel path."""
     rel = dataset_rel(content_hash)
-    if artifacts.exists(f"{rel}/dataset_dict.json"):
+    if artifacts.dir_complete(rel):  # published whole (manifest verified), not merely begun
         return rel
     with tempfile.TemporaryDirectory(prefix="ragops-dataset-") as tmp:
         build_dataset_dict(splits).save_to_disk(str(Path(tmp) / "ds"))
