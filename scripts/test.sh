@@ -4,7 +4,13 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$RAGOPS_ROOT"
+mkdir -p "$RAGOPS_LOCAL"
+# The Go builds of Weaviate and MinIO (minutes on a cold machine; Go's caches keep them) run
+# beside setup's installs rather than after them.
+bash scripts/services.sh build all >"$RAGOPS_LOCAL/services-build.log" 2>&1 &
+build_pid=$!
 bash scripts/setup.sh
+wait "$build_pid" || echo "[test] the service build did not finish ($?): see $RAGOPS_LOCAL/services-build.log" >&2
 export PATH="$RAGOPS_VENV/bin:$PATH"
 echo "[test] ruff check" >&2
 ruff check .

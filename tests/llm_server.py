@@ -5,7 +5,9 @@ OpenAI API including ``usage``, error bodies, ``Retry-After``), listens on 127.0
 ephemeral port in a thread, and is scriptable: queue answers (429 with Retry-After, 500s,
 malformed JSON content, slow answers, a hang) that are served before the default answer, and
 count every call. The default answer is valid JSON with queries built from the passage, so a
-pipeline run against it produces a real dataset.
+pipeline run against it produces a real dataset. A request with numbered passages (the answer
+prompt, ``prompts/answer.v1.txt``) gets ``{"answer": ...}`` built from the passages' first
+sentences, each cited [n] (``default_answer``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 _N_QUESTIONS = re.compile(r"Write (\d+) different")
 _PASSAGE = re.compile(r"Passage:\n(.*)\Z", re.S)
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
+_NUMBERED = re.compile(r"^\[(\d+)\] [^\n]*\n(.+?)(?=\n\n\[\d+\] |\Z)", re.S | re.M)
+_FIRST_SENTENCE = re.compile(r"^(.+?[.!?])(?:\s|$)", re.S)
 
 
 @dataclass
@@ -47,6 +51,21 @@ def default_queries(messages: list[dict[str, Any]]) -> list[str]:
         picked = distinct[i * 3: i * 3 + 3] or distinct[:3]
         queries.append(f"what does the text say about {' and '.join(picked)} in case {i + 1}")
     return queries
+
+
+def default_answer(messages: list[dict[str, Any]], cite: int = 2) -> str | None:
+    """For the answer prompt: the first sentence of the first ``cite`` passages, each cited [n]
+    (an extractive "model" that cites exactly what it used); None for any other request."""
+    user = next((m["content"] for m in messages if m.get("role") == "user"), "")
+    if "Passages:\n[1] " not in user:
+        return None
+    passages = _NUMBERED.findall(user.split("Passages:\n", 1)[1])
+    parts = []
+    for number, text in passages[:cite]:
+        text = " ".join(text.split())
+        sentence = m.group(1) if (m := _FIRST_SENTENCE.match(text)) else text[:200]
+        parts.append(f"{sentence} [{number}]")
+    return json.dumps({"answer": " ".join(parts) or None})
 
 
 @dataclass
@@ -154,7 +173,9 @@ class LLMTestServer:
             self._send(h, reply.status, _error(f"scripted {reply.status}", kind), headers)
             return
         messages = body.get("messages") or []
-        content = reply.content if reply.content is not None else json.dumps({"queries": default_queries(messages)})
+        content = reply.content
+        if content is None:
+            content = default_answer(messages) or json.dumps({"queries": default_queries(messages)})
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         completion_tokens = len(content.split())
         with self._lock:
