@@ -32,3 +32,7 @@ run_dag rag_finetune_embeddings '{"epochs": 1, "max_steps": 40, "batch_size": 16
 run_dag rag_index "{\"sources\": [{\"type\": \"demo\", \"subset\": $subset}]}"
 
 python -m ragops report
+# The query path that evaluation and the service use, with citations (no LLM here: the answer is
+# extractive, a named fallback).
+echo "[demo] python -m ragops ask (the live collection, cited)" >&2
+python -m ragops ask "How do I create an index without locking writes to the table?" --collection RagDocs

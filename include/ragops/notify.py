@@ -25,10 +25,13 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ragops.config import redact
+
+if TYPE_CHECKING:
+    from ragops.lineage import Registry
 
 log = logging.getLogger("ragops.alerts")
 
@@ -157,7 +160,7 @@ def email_html(alert: Alert) -> str:
 
 @dataclass
 class Notifier:
-    registry: Any | None = None          # ragops.lineage.Registry, or None outside a run
+    registry: Registry | None = None     # None outside a run
     channels: dict[str, Channel] = field(default_factory=dict)
     base_url: str | None = None          # the Airflow UI, for the link to the run
 

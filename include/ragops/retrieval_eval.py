@@ -15,12 +15,15 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragops.hashing import sha256_text
 from ragops.sources.core import normalized_id
+
+if TYPE_CHECKING:
+    from ragops.stores import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def aggregate_hits(hits: Sequence[Any], level: str) -> dict[str, float]:
     return scores
 
 
-def retrieve_run(store: Any, collection: str, labelled: LabelledQueries, mode: str,
+def retrieve_run(store: VectorStore, collection: str, labelled: LabelledQueries, mode: str,
                  encode: Callable[[list[str]], np.ndarray] | None, k: int = 100, *, fusion: Any = None,
                  path: Any = None, rerank: bool = False) -> Run:
     """Queries a collection (or alias) for every labelled query with one retrieval mode, through the
@@ -96,7 +99,7 @@ def retrieve_run(store: Any, collection: str, labelled: LabelledQueries, mode: s
             for qid, result in zip(qids, results, strict=True)}
 
 
-def evaluate_collection(store: Any, collection: str, labelled: LabelledQueries,
+def evaluate_collection(store: VectorStore, collection: str, labelled: LabelledQueries,
                         encode: Callable[[list[str]], np.ndarray] | None,
                         modes: Sequence[str] = MODES, *, fusion: Any = None) -> dict[str, dict[str, float]]:
     return {mode: metrics_from_run(labelled.qrels, retrieve_run(store, collection, labelled, mode, encode,

@@ -29,6 +29,7 @@ from ragops.vocabulary import SearchMode
 if TYPE_CHECKING:
     from ragops.retrieval_eval import LabelledQueries
     from ragops.services import Services
+    from ragops.stores import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class FusionTuning:
 class _MemoStore:
     """A store whose searches are answered once per (collection, query or vector, k) and replayed."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: VectorStore):
         self._store = store
         self._memo: dict[tuple[Any, ...], Any] = {}
 

@@ -31,11 +31,12 @@ from ragops.answers import MIN_SIMILARITY, answer
 from ragops.errors import InvalidInput
 from ragops.retrieval import EncoderUnavailable, NotReady, Retriever, UnknownCollection
 from ragops.retrieval.retriever import ModelPool, RerankerFor, identity_reranker
-from ragops.services import Services
+from ragops.services import LLMEndpoint, Services
 from ragops.serving.metrics import CONTENT_TYPE, ServiceMetrics
 from ragops.serving.schemas import AnswerRequest, AnswerResponse, SearchRequest, SearchResponse
 from ragops.serving.settings import ServiceSettings
 from ragops.stores.base import VectorStoreError
+from ragops.synthetic.llm import ChatClient
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations, and
 # the auth dependency's names are local to ``create_app``.
@@ -52,7 +53,7 @@ _ERRORS = {401: {"description": "Missing or invalid API key."},
 class ServiceState:
     """What the app holds: the services, a live ``Retriever`` per collection name, the LLM."""
 
-    def __init__(self, svc: Services, settings: ServiceSettings, *, llm: Any = None, llm_problem: str | None = None,
+    def __init__(self, svc: Services, settings: ServiceSettings, *, llm: ChatClient | LLMEndpoint | None = None, llm_problem: str | None = None,
                  reranker_for: RerankerFor = identity_reranker):
         self.svc = svc
         self.settings = settings
@@ -112,7 +113,7 @@ class ServiceState:
         return True, body
 
 
-def create_app(svc: Services, settings: ServiceSettings, *, llm: Any = None, llm_problem: str | None = None,
+def create_app(svc: Services, settings: ServiceSettings, *, llm: ChatClient | LLMEndpoint | None = None, llm_problem: str | None = None,
                warm: bool = True, reranker_for: RerankerFor = identity_reranker) -> FastAPI:
     """The app. ``llm``: a ``ChatClient`` (or an ``LLMEndpoint``) for answers; None: extractive answers."""
     state = ServiceState(svc, settings, llm=llm, llm_problem=llm_problem, reranker_for=reranker_for)
@@ -227,7 +228,7 @@ def _field(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
-def serve(svc: Services, settings: ServiceSettings, *, llm: Any = None, llm_problem: str | None = None,
+def serve(svc: Services, settings: ServiceSettings, *, llm: ChatClient | LLMEndpoint | None = None, llm_problem: str | None = None,
           log_level: str = "info") -> None:
     """Runs the app under uvicorn (one process; sync endpoints run in its thread pool)."""
     import uvicorn
