@@ -56,6 +56,10 @@ class RagopsSettings:
     # From the provider's `weaviate` connection: grpc_host, grpc_secure, headers (may hold keys).
     weaviate_options: dict[str, Any] = field(default_factory=dict, repr=False)
     fallbacks: list[Fallback] = field(default_factory=list)
+    # Folders a run's params may read (issue 9, defect 6): RAGOPS_ALLOWED_ROOTS here, the Variable
+    # ragops_allowed_roots in a task (orchestration.connections, with a safe default). None: any
+    # folder, for the CLI only, whose user names their own files.
+    allowed_roots: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RagopsSettings:
@@ -84,11 +88,49 @@ class RagopsSettings:
             weaviate_grpc_port=int(grpc) if grpc else None,
             weaviate_api_key=env.get("WEAVIATE_API_KEY") or None,
             fallbacks=fallbacks,
+            allowed_roots=parse_roots(env[ALLOWED_ROOTS_ENV]) if env.get(ALLOWED_ROOTS_ENV) else None,
         )
 
     def log_fallbacks(self) -> None:
         for fb in self.fallbacks:
             log.warning("fallback: %s -> %s (%s)", fb.service, fb.using, fb.reason)
+
+
+# -- what params may read ---------------------------------------------------------------------
+ALLOWED_ROOTS_ENV = "RAGOPS_ALLOWED_ROOTS"
+
+
+def parse_roots(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """An allow-list of folders: a JSON list, or paths separated by the OS path separator (':')."""
+    import json
+
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"the allowed roots {text[:80]!r} are not a JSON list of folders: {exc}") from None
+        else:
+            value = [p for p in text.split(os.pathsep) if p.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ValueError("the allowed roots must be a list of folder paths")
+    return tuple(p.strip() for p in value)
+
+
+def within_roots(path: str | Path, roots: tuple[str | Path, ...]) -> bool:
+    """Whether ``path``, resolved (``..`` and symlinks followed), lies inside one of ``roots`` (resolved too)."""
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):   # a symlink loop, a NUL byte: not readable as given
+        return False
+    for root in roots:
+        try:
+            if resolved.is_relative_to(Path(root).expanduser().resolve()):
+                return True
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return False
 
 
 # -- redaction --------------------------------------------------------------------------------
@@ -107,7 +149,8 @@ NOT_SECRET_FIELDS = frozenset({
     "pad_token", "eos_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token",
 })
 # Any name ending like these is a secret: OPENAI_KEY, AZURE_STORAGE_KEY, DB_PASS, GITHUB_TOKEN, x-api-key...
-_SECRET_SUFFIX = re.compile(r"(_(key|secret|token|password|passwd|pwd|pass|sas|credentials?|signature)"
+_SECRET_SUFFIX = re.compile(r"(_(key|secret|token|password|passwd|pwd|pass|sas|credentials?|signature"
+                            r"|connection_string|conn_str)"
                             r"|^(password|secret|token|sas))$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ragops.models import ModelRef
     from ragops.notify import Channel, Notifier
     from ragops.stores import VectorStore
-    from ragops.training.compute import TrainingConfig
+    from ragops.training.compute import PodTrainer, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,45 @@ class Services:
 
         return materialize(model, self.artifacts, self.model_cache)
 
+    # -- what a run's params may read (issue 9, defect 6) -------------------------------------
+    @property
+    def allowed_roots(self) -> tuple[str, ...] | None:
+        """Folders a run's params may name (sources, golden queries, BEIR folders, model folders):
+        the settings' allow-list plus the demo corpus folder and a local artifact root, which are
+        the bundle's own. None: any folder (the CLI, whose user names their own files)."""
+        if self.settings.allowed_roots is None:
+            return None
+        from ragops.demo_corpus import PG_DOCS_DIR
+
+        own = [os.environ.get("RAGOPS_PG_DOCS") or str(PG_DOCS_DIR)]
+        root = self.settings.artifact_root
+        if root and ("://" not in root or root.startswith("file://")):
+            own.append(root.removeprefix("file://"))
+        return tuple(self.settings.allowed_roots) + tuple(own)
+
+    def allowed_path(self, param: str, value: str) -> str:
+        """``value`` when it lies inside the allowed roots (after resolving ``..`` and symlinks);
+        else InvalidInput naming ``param``. Nothing is read or listed to decide."""
+        roots = self.allowed_roots
+        if roots is None:
+            return value
+        from ragops.config import within_roots
+        from ragops.errors import InvalidInput
+        from ragops.vocabulary import ALLOWED_ROOTS_VARIABLE
+
+        if not within_roots(value, roots):
+            raise InvalidInput(f"param {param}: {value!r} is outside the folders runs may read "
+                               f"{list(self.settings.allowed_roots or ())} (the Variable {ALLOWED_ROOTS_VARIABLE}; "
+                               "the demo corpus and a local artifact root are always allowed)")
+        return value
+
+    def allowed_model(self, param: str, ref: str) -> str:
+        """A model reference: registry references (production, base, v<N>) as they are, a model
+        folder only inside the allowed roots (``allowed_path``)."""
+        if ref in ("", "production", "base") or (ref.startswith("v") and ref[1:].isdigit()):
+            return ref
+        return self.allowed_path(param, ref)
+
     def training_config(self, compute: str | None = None) -> TrainingConfig:
         """Where trainers run: a local process here; the task runtime reads the ``ragops_training``
         Variable instead. ``compute`` overrides the configured compute for one run."""
@@ -103,8 +142,9 @@ class Services:
 
         return TrainingConfig.from_value(None, compute_override=compute or None)
 
-    def run_trainer_pod(self, args: list[str]) -> None:
-        """Runs a training entrypoint in a GPU pod: only a task can (the runtime overrides this)."""
+    def run_trainer_pod(self, args: list[str], trainer: PodTrainer | None = None) -> None:
+        """Runs a training entrypoint (``trainer``: which one, default the embedding trainer's) in a
+        GPU pod: only a task can (the runtime overrides this)."""
         from ragops.errors import InvalidInput
 
         raise InvalidInput("compute 'kubernetes' runs the trainer in a GPU pod, which only a DAG run can start")

@@ -21,6 +21,8 @@ class ArtifactKind(StrEnum):
     PROMPT = "prompt"
     LLM = "llm"                          # an LLM that generated a dataset (by model name)
     REVIEW = "review"                    # a filled-in review labels file
+    ADAPTER = "adapter"                  # a LoRA adapter of the finetuned LLM (merged into it, never served alone)
+    LABELS = "labels"                    # an imported labelled-queries file (BEIR qrels or JSONL)
 
 
 class Status(StrEnum):
@@ -68,6 +70,11 @@ class Relation(StrEnum):
     LABELS = "labels"                    # reviewed dataset <- review labels file
     TRAINED_ON = "trained_on"            # model <- dataset
     FINETUNED_FROM = "finetuned_from"    # model <- base model
+    MERGED_FROM = "merged_from"          # merged LLM <- each LoRA adapter merged into it
+    DERIVED_FROM = "derived_from"        # instruction dataset <- the query dataset its questions came from
+    IMPORTED_FROM = "imported_from"      # labelled dataset <- the imported labels file
+    EXTENDS = "extends"                  # merged dataset <- the dataset version its rows were merged with
+    MINED_FROM = "mined_from"            # reranker <- the collection its training candidates were mined from
 
 
 class Stage(StrEnum):
@@ -102,9 +109,30 @@ class Generator(StrEnum):
     OFFLINE = "offline"
 
 
+class AnswerWriter(StrEnum):
+    """Who writes the instruction dataset's reference answers (``auto``: the LLM when its connection exists)."""
+
+    AUTO = "auto"
+    LLM = "llm"
+    EXTRACTIVE = "extractive"
+
+
 class Compute(StrEnum):
     LOCAL = "local"
     KUBERNETES = "kubernetes"
+
+
+class LabelSource(StrEnum):
+    """Where a dataset row's label came from (the ``label_source`` column)."""
+
+    SYNTHETIC = "synthetic"              # a generated query, unreviewed
+    REVIEWED = "reviewed"                # a generated query a human accepted or edited (the review import)
+    IMPORTED = "imported"                # a labelled query imported from a team's file (BEIR qrels, JSONL)
+
+
+class RerankerKind(StrEnum):
+    LTR = "ltr"                          # LightGBM LambdaRank over first-stage features
+    CROSS_ENCODER = "cross-encoder"      # a cross-encoder (sentence-transformers) from the MiniLM backbone
 
 
 # -- names and defaults ------------------------------------------------------------------------
@@ -121,6 +149,10 @@ MODEL_CACHE_DIR = "/tmp/ragops-models"
 LEARNING_RATE = 2e-5
 MATRYOSHKA_DIMS = (384, 256, 128, 64)
 PROMPT_NAME = "query_generation.v1"
+LLM_MODEL_NAME = "llm"                    # the registry name of the finetuned LLM's versions (and its adapters)
+INSTRUCTION_DATASET_NAME = "llm-instructions"   # the registry name of the LLM's instruction datasets
+LLM_LEARNING_RATE = 2e-4
+RERANKER_NAME = "reranker"              # the registry name of the reranker's versions
 
 # Airflow-side names: connections, variables, pools.
 POSTGRES_CONN_ID = "ragops_postgres"
@@ -132,6 +164,9 @@ SCHEMA_VARIABLE = "ragops_lineage_schema"
 ARTIFACT_ROOT_VARIABLE = "ragops_artifact_root"
 VECTOR_DIR_VARIABLE = "ragops_vector_dir"
 TRAINING_VARIABLE = "ragops_training"
+# JSON list of folders a run's params may read (sources, golden queries, BEIR folders, model folders).
+ALLOWED_ROOTS_VARIABLE = "ragops_allowed_roots"
+DEFAULT_DATA_ROOT = "/opt/airflow/data"   # the allow-list when the Variable is unset (docs/reliability.md)
 VECTOR_STORE_POOL = "vector_store"
 LLM_POOL = "llm_api"
 
@@ -143,6 +178,10 @@ DATASET_ASSET_URI = "ragops://dataset/synthetic-queries"
 # The asset alias through which a swap emits ragops://collection/<the alias it moved>.
 COLLECTION_ASSET_ALIAS = "ragops-collections"
 MODEL_ASSET_URI = "ragops://model/embeddings"
+# A promoted (or rolled back) finetuned LLM: serve it (README, "Serving the finetuned LLM").
+LLM_ASSET_URI = "ragops://model/llm"
+# A promoted (or rolled back) reranker: the service picks it up (ragops.reranking.registry.reranker_for).
+RERANKER_ASSET_URI = "ragops://model/reranker"
 
 
 def collection_asset_uri(alias: str) -> str:

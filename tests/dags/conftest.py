@@ -67,6 +67,9 @@ def ragops_env(airflow_home, pg_dsn, tmp_path, monkeypatch) -> RagopsEnv:
     monkeypatch.setenv("AIRFLOW_VAR_RAGOPS_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("AIRFLOW_VAR_RAGOPS_VECTOR_DIR", str(tmp_path / "vectors"))
     monkeypatch.setenv("AIRFLOW_VAR_RAGOPS_TRAINING", json.dumps({"compute": "local"}))
+    # What a run's params may read (issue 9, defect 6): this test's folder and the shared fixtures.
+    monkeypatch.setenv("AIRFLOW_VAR_RAGOPS_ALLOWED_ROOTS", json.dumps(
+        [str(tmp_path), str(REPO / "tests" / "fixtures"), str(REPO.parent / "shared" / "data")]))
     for name in ("WEAVIATE_URL", "RAGOPS_VECTOR_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     registry = Registry(pg_dsn, schema)

@@ -20,6 +20,9 @@ SCHEDULES = {
     "rag_finetune_embeddings": (None, ["ragops://dataset/synthetic-queries"]),
     "rag_collection_rollback": (None, []),
     "rag_model_rollback": (None, []),
+    "rag_train_reranker": ("0 5 * * 1", ["ragops://dataset/synthetic-queries"]),
+    "rag_finetune_llm": (None, ["ragops://dataset/synthetic-queries"]),
+    "rag_llm_rollback": (None, []),
 }
 
 

@@ -54,8 +54,23 @@ def test_secrets_come_only_from_kubernetes_secrets(pod):
     assert plain["AWS_DEFAULT_REGION"] == "eu-west-1" and plain["HF_HUB_OFFLINE"] == "1"
     # Plain values: the offline flags and the configured non-secret env, nothing else.
     assert set(plain) == {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "PYTHONUNBUFFERED",
-                          "AWS_DEFAULT_REGION"}
+                          "AWS_DEFAULT_REGION", "RAGOPS_STORAGE_OPTIONS"}   # storage options without credentials
+    assert json.loads(plain["RAGOPS_STORAGE_OPTIONS"]) == VARIABLE["storage_options"]
+    assert not any("storage" in arg or "minio" in arg for arg in container["args"])   # never an argument
     assert SECRET_VALUE not in json.dumps(pod)
+
+
+def test_storage_credentials_reach_the_pod_only_from_a_secret():
+    """Issue 9, defect 7: storage options holding credentials come from a Kubernetes Secret ref."""
+    from kubernetes.client import ApiClient
+
+    ref = {"env": "RAGOPS_STORAGE_OPTIONS", "secret": "ragops-storage", "key": "options.json"}
+    variable = {**VARIABLE, "storage_options": {}, "secret_env": [ref]}
+    operator = pod_operator("train_pod", TrainingConfig.from_value(variable), entrypoint_args(REQUEST))
+    pod = ApiClient().sanitize_for_serialization(operator.build_pod_request_obj(dry_run=True))
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert "value" not in env["RAGOPS_STORAGE_OPTIONS"]
+    assert env["RAGOPS_STORAGE_OPTIONS"]["valueFrom"]["secretKeyRef"] == {"name": "ragops-storage", "key": "options.json"}
 
 
 def test_the_variable_configures_the_run(monkeypatch):

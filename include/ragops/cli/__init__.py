@@ -19,7 +19,7 @@ import argparse
 import logging
 import sys
 
-from ragops.cli import index, loop, query, report
+from ragops.cli import index, labels, loop, query, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_commands(sub)
     loop.add_commands(sub)
     query.add_commands(sub)
+    labels.add_commands(sub)
     return parser
 
 

@@ -7,11 +7,14 @@ from typing import Any
 
 from ragops.errors import InvalidInput
 from ragops.params import ParamSpec, param
+from ragops.sources.core import DEFAULT_MAX_FILES, DEFAULT_MAX_TOTAL_BYTES, MAX_FILE_BYTES_LIMIT
 from ragops.vocabulary import ALIAS_PATTERN, DEFAULT_ALIAS, SearchMode
 
 MODES = ("incremental", "full")
 STRATEGIES = ("structure", "fixed")
 ON_BAD_INPUT = ("skip", "fail")
+MAX_FILES_LIMIT = 2_000_000                     # the form's ceiling for max_files
+MAX_TOTAL_BYTES_LIMIT = 64 * 1024 ** 3          # ... and for max_total_bytes (64 GiB)
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,13 @@ class IndexParams(ParamSpec):
     keep_versions: int = param(3, "Collection versions kept for rollback.", minimum=1)
     on_bad_input: str = param("skip", "skip: record bad files and go on; fail: stop at the first bad file.",
                               enum=list(ON_BAD_INPUT))
-    max_file_bytes: int = param(5_000_000, "Files above this are rejected.", minimum=1)
+    # Caps a user must raise on purpose (issue 9, defect 8): they bound what one run reads.
+    max_file_bytes: int = param(5_000_000, "Files above this are rejected.", minimum=1, maximum=MAX_FILE_BYTES_LIMIT)
+    max_files: int = param(DEFAULT_MAX_FILES, "The most files one run reads, over all sources; past it the run "
+                                              "fails (raise it on purpose).", minimum=1, maximum=MAX_FILES_LIMIT)
+    max_total_bytes: int = param(DEFAULT_MAX_TOTAL_BYTES, "The most bytes one run reads, over all sources; past it "
+                                                          "the run fails (raise it on purpose).",
+                                 minimum=1, maximum=MAX_TOTAL_BYTES_LIMIT)
     shard_size: int = param(1024, "Chunks per mapped embedding task.", minimum=1)
     batch_size: int = param(64, "Texts per encode/upsert batch.", minimum=1)
     # The smoke check catches a broken collection (vectors not matching their objects, a wrong

@@ -42,6 +42,7 @@ def prepare(svc: Services, params: IndexParams, run: RunRef) -> IndexRun:
     from ragops.embedding import model_max_seq_length
     from ragops.models import resolve_embedding_model
 
+    check_paths(svc, params)
     model = resolve_embedding_model(params.embedding_model, svc.registry)
     log.info("run %s: embedding model %s", run.run_key, model.model_id)
     return IndexRun(run, params.alias, model, model_max_seq_length(svc.model_path(model)), svc.settings.vector_backend)
@@ -59,6 +60,18 @@ def _source_specs(params: IndexParams) -> list[dict[str, Any]]:
     return specs
 
 
+def check_paths(svc: Services, params: IndexParams, specs: list[dict[str, Any]] | None = None) -> None:
+    """Every path the params name lies inside the allowed roots (``Services.allowed_path``), checked
+    before anything is read or listed: sources' path and root, golden queries, a model folder."""
+    for i, spec in enumerate(params.sources if specs is None else specs):
+        for key in ("path", "root"):
+            if isinstance(spec, dict) and spec.get(key):
+                svc.allowed_path(f"sources[{i}].{key}", str(spec[key]))
+    if params.golden_queries:
+        svc.allowed_path("golden_queries", params.golden_queries)
+    svc.allowed_model("embedding_model", params.embedding_model)
+
+
 def files_fingerprint(specs: list[dict[str, Any]], params: IndexParams) -> str:
     """What the loaders would read, by name, size and mtime, plus the loaders' own code and the
     load options: equal fingerprints mean an unchanged snapshot, so its files need no parsing.
@@ -74,7 +87,8 @@ def files_fingerprint(specs: list[dict[str, Any]], params: IndexParams) -> str:
             st = file.stat()
             stats.append((str(file), st.st_size, st.st_mtime_ns))
     return hash_object({"specs": specs, "files": stats, "code": code, "on_bad_input": params.on_bad_input,
-                        "max_file_bytes": params.max_file_bytes})
+                        "max_file_bytes": params.max_file_bytes, "max_files": params.max_files,
+                        "max_total_bytes": params.max_total_bytes})
 
 
 def load_documents(svc: Services, params: IndexParams, run: IndexRun) -> CorpusSnapshot:
@@ -89,6 +103,7 @@ def load_documents(svc: Services, params: IndexParams, run: IndexRun) -> CorpusS
 
     started = time.perf_counter()
     specs = _source_specs(params)
+    check_paths(svc, params, specs)
     fingerprint = files_fingerprint(specs, params)
     for art in reversed(svc.registry.list_artifacts(ArtifactKind.CORPUS, params.alias)):
         if art.params.get("files_fingerprint") == fingerprint and svc.artifacts.exists(svc.artifacts.rel_of(art.uri)):
@@ -99,12 +114,21 @@ def load_documents(svc: Services, params: IndexParams, run: IndexRun) -> CorpusS
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     owners: dict[str, str] = {}
+    files_used = bytes_used = 0   # the run's limits hold over all its sources together
     with Progress("load", unit="documents") as progress:
         for spec in specs:
+            if files_used >= params.max_files or bytes_used >= params.max_total_bytes:
+                raise InvalidInput(f"the sources hold more than param max_files={params.max_files} files or "
+                                   f"param max_total_bytes={params.max_total_bytes} bytes (stopped before source "
+                                   f"{spec.get('name') or spec.get('path')!r}); raise them on purpose")
             try:
-                result = load_source(spec, on_error=params.on_bad_input, max_bytes=params.max_file_bytes)
+                result = load_source(spec, on_error=params.on_bad_input, max_bytes=params.max_file_bytes,
+                                     max_files=params.max_files - files_used,
+                                     max_total_bytes=params.max_total_bytes - bytes_used)
             except SourceError as exc:
                 raise InvalidInput(str(exc)) from exc  # the loader's message names the source and file
+            files_used += len(result.documents) + len(result.errors)
+            bytes_used += int(result.stats.get("bytes") or sum(len(d.text) for d in result.documents))
             for err in result.errors:
                 log.warning("skipped bad input: %s", err)
                 errors.append({"path": str(getattr(err, "path", "")), "reason": str(getattr(err, "reason", err))})

@@ -12,11 +12,14 @@ Connections (``airflow_settings.yaml`` defines the local ones):
 - ``ragops_slack`` (optional, Slack incoming webhook) and ``ragops_smtp`` (optional, extra
   ``{"to": ...}``) for alerts. Alerts are always logged and recorded whether or not these exist.
 
-Variables: ``ragops_lineage_schema``, ``ragops_artifact_root``, ``ragops_vector_dir``.
+Variables: ``ragops_lineage_schema``, ``ragops_artifact_root``, ``ragops_vector_dir``,
+``ragops_allowed_roots`` (JSON list of the folders a run's params may read; unset: the worker's
+RAGOPS_ALLOWED_ROOTS, else /opt/airflow/data; the demo corpus and a local artifact root always).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -24,7 +27,9 @@ from urllib.parse import quote, urlencode
 from ragops.config import RagopsSettings
 from ragops.services import LLMEndpoint
 from ragops.vocabulary import (
+    ALLOWED_ROOTS_VARIABLE,
     ARTIFACT_ROOT_VARIABLE,
+    DEFAULT_DATA_ROOT,
     DEFAULT_SCHEMA,
     LLM_CONN_ID,
     POSTGRES_CONN_ID,
@@ -82,6 +87,9 @@ def settings_from_airflow() -> RagopsSettings:
         value = variable(var, env.get(name))
         if value:
             env[name] = value
+    # Params may read only inside these folders (issue 9, defect 6): a task is never unrestricted.
+    env["RAGOPS_ALLOWED_ROOTS"] = (variable(ALLOWED_ROOTS_VARIABLE, env.get("RAGOPS_ALLOWED_ROOTS"))
+                                   or json.dumps([DEFAULT_DATA_ROOT]))
     weaviate = connection(WEAVIATE_CONN_ID)
     options: dict[str, Any] = {}
     if weaviate is not None and weaviate.host:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ragops.training.compute import TrainingConfig, compute_fallbacks, pod_spec
+from ragops.training.compute import EMBEDDINGS_TRAINER, PodTrainer, TrainingConfig, compute_fallbacks, pod_spec
 from ragops.vocabulary import TRAINING_VARIABLE, Compute
 
 if TYPE_CHECKING:
@@ -31,13 +31,14 @@ def training_fallbacks(rt: TaskRuntime, params: FinetuneParams) -> list[dict[str
     return compute_fallbacks(load_config(params.compute))
 
 
-def pod_operator(task_id: str, config: TrainingConfig, args: Sequence[str], **kwargs: Any) -> Any:
-    """A KubernetesPodOperator running the entrypoint on a GPU node."""
+def pod_operator(task_id: str, config: TrainingConfig, args: Sequence[str],
+                 trainer: PodTrainer = EMBEDDINGS_TRAINER, **kwargs: Any) -> Any:
+    """A KubernetesPodOperator running ``trainer``'s entrypoint on a GPU node."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.providers.cncf.kubernetes.secret import Secret
     from kubernetes.client import models as k8s
 
-    spec = pod_spec(config, args)
+    spec = pod_spec(config, args, trainer)
     secrets = [Secret("env", s["env"], s["secret"], s["key"]) for s in spec.secret_env]
     secrets += [Secret("env", None, name) for name in spec.secret_env_from]
     tolerations = [k8s.V1Toleration(key=t.get("key"), operator=t.get("operator", "Equal"), value=t.get("value"),
@@ -67,11 +68,11 @@ def pod_operator(task_id: str, config: TrainingConfig, args: Sequence[str], **kw
     )
 
 
-def pod_runner(rt: TaskRuntime) -> Callable[[Sequence[str]], None]:
+def pod_runner(rt: TaskRuntime, trainer: PodTrainer = EMBEDDINGS_TRAINER) -> Callable[[Sequence[str]], None]:
     """What the ``train`` step calls to run the entrypoint in a GPU pod: the operator, executed
     within this task (configured from the Variable when it runs, not when the DAG is parsed)."""
 
     def run(args: Sequence[str]) -> None:
-        pod_operator("train_pod", load_config(Compute.KUBERNETES), args).execute(rt.context)
+        pod_operator("train_pod", load_config(Compute.KUBERNETES), args, trainer).execute(rt.context)
 
     return run

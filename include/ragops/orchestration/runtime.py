@@ -35,7 +35,7 @@ from ragops.runs import RunRef
 from ragops.services import Services
 
 if typing.TYPE_CHECKING:
-    from ragops.training.compute import TrainingConfig
+    from ragops.training.compute import PodTrainer, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,11 @@ class TaskRuntime(Services):
 
         return load_config(compute)
 
-    def run_trainer_pod(self, args: list[str]) -> None:
+    def run_trainer_pod(self, args: list[str], trainer: PodTrainer | None = None) -> None:
         """The entrypoint in a GPU pod: a KubernetesPodOperator executed within this task."""
         from ragops.orchestration.pod import pod_runner
 
-        pod_runner(self)(args)
+        pod_runner(self, *([trainer] if trainer else []))(args)
 
     @property
     def dag_id(self) -> str:

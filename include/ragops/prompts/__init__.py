@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragops.errors import InvalidInput
 from ragops.hashing import sha256_text, short
 
 PROMPT_DIR = Path(__file__).resolve().parent
@@ -44,11 +45,30 @@ class Prompt:
             raise KeyError(f"prompt {self.path} needs the value {exc.args[0]!r}") from exc
 
 
+# A prompt's name and version are plain words: no separators, no "..", nothing absolute.
+_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class PromptNotFound(InvalidInput, FileNotFoundError):
+    """The named prompt is not a file of the prompts folder (the message lists nothing)."""
+
+
+def check_prompt_name(name: str, version: str, param: str = "prompt") -> None:
+    """Refuses a prompt name or version that could leave the prompts folder (absolute, '..', '/')."""
+    for part in (name, version):
+        if not _PART.match(part or ""):
+            raise InvalidInput(f"param {param}: {f'{name}.{version}'!r} must be <name>.<version> made of letters, "
+                               "digits, '_' and '-' (a file of the prompts folder; no paths)")
+
+
 def load_prompt(name: str = "query_generation", version: str = "v1", directory: str | Path | None = None) -> Prompt:
-    path = Path(directory or PROMPT_DIR) / f"{name}.{version}.txt"
-    if not path.exists():
-        available = sorted(p.name for p in path.parent.glob("*.txt"))
-        raise FileNotFoundError(f"prompt file {path} does not exist (available: {available})")
+    check_prompt_name(name, version)
+    folder = Path(directory or PROMPT_DIR).resolve()
+    path = folder / f"{name}.{version}.txt"
+    if not path.resolve().is_relative_to(folder) or not path.is_file():
+        # Never list the folder: an error message is no way to browse a worker's files.
+        raise PromptNotFound(f"param prompt: {f'{name}.{version}'!r} is not a prompt of the prompts folder "
+                             "(<name>.<version>.txt next to ragops/prompts/__init__.py)")
     text = path.read_text(encoding="utf-8")
     sections = dict(_sections(text))
     missing = {"system", "user"} - sections.keys()

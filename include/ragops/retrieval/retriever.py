@@ -108,6 +108,13 @@ def identity_reranker(svc: Services, version: Version) -> Reranker:
     return IdentityReranker()
 
 
+def production_reranker(svc: Services, version: Version) -> Reranker:
+    """The registry's production reranker (``ragops.reranking.registry``), else the identity reranker."""
+    from ragops.reranking.registry import reranker_for
+
+    return reranker_for(svc, version)
+
+
 class Retriever:
     """The query path of whatever ``name`` (an alias, or a collection version) points at now.
 
@@ -118,7 +125,7 @@ class Retriever:
 
     def __init__(self, svc: Services, name: str = DEFAULT_ALIAS, *, refresh_s: float = REFRESH_S,
                  params_refresh_s: float = PARAMS_REFRESH_S, models: ModelPool | None = None,
-                 reranker_for: RerankerFor = identity_reranker, cite: bool = True):
+                 reranker_for: RerankerFor = production_reranker, cite: bool = True):
         if not isinstance(name, str) or not COLLECTION_NAME.match(name):
             raise UnknownCollection(f"collection: {name!r} is not a collection or alias name (a capital letter, "
                                     "then letters, digits and underscores)")

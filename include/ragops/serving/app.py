@@ -30,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ragops.answers import MIN_SIMILARITY, answer
 from ragops.errors import InvalidInput
 from ragops.retrieval import EncoderUnavailable, NotReady, Retriever, UnknownCollection
-from ragops.retrieval.retriever import ModelPool, RerankerFor, identity_reranker
+from ragops.retrieval.retriever import ModelPool, RerankerFor, production_reranker
 from ragops.services import LLMEndpoint, Services
 from ragops.serving.metrics import CONTENT_TYPE, ServiceMetrics
 from ragops.serving.schemas import AnswerRequest, AnswerResponse, SearchRequest, SearchResponse
@@ -54,7 +54,7 @@ class ServiceState:
     """What the app holds: the services, a live ``Retriever`` per collection name, the LLM."""
 
     def __init__(self, svc: Services, settings: ServiceSettings, *, llm: ChatClient | LLMEndpoint | None = None, llm_problem: str | None = None,
-                 reranker_for: RerankerFor = identity_reranker):
+                 reranker_for: RerankerFor = production_reranker):
         self.svc = svc
         self.settings = settings
         self.llm = llm
@@ -114,7 +114,7 @@ class ServiceState:
 
 
 def create_app(svc: Services, settings: ServiceSettings, *, llm: ChatClient | LLMEndpoint | None = None, llm_problem: str | None = None,
-               warm: bool = True, reranker_for: RerankerFor = identity_reranker) -> FastAPI:
+               warm: bool = True, reranker_for: RerankerFor = production_reranker) -> FastAPI:
     """The app. ``llm``: a ``ChatClient`` (or an ``LLMEndpoint``) for answers; None: extractive answers."""
     state = ServiceState(svc, settings, llm=llm, llm_problem=llm_problem, reranker_for=reranker_for)
 

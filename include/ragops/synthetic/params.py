@@ -14,6 +14,10 @@ from ragops.vocabulary import ALIAS_PATTERN, DEFAULT_ALIAS, LLM_CONN_ID, PROMPT_
 if TYPE_CHECKING:
     from ragops.services import Services
 
+MAX_SAMPLE_SIZE = 20_000             # chunks per run: the form's ceiling
+DEFAULT_BUDGET_TOKENS = 2_000_000    # ~ the default run (200 chunks x 2 queries, retries included) several times over
+MAX_BUDGET_TOKENS = 1_000_000_000
+
 # The fallback a run names when generator="auto" finds no LLM endpoint.
 OFFLINE_FALLBACK = {"service": f"LLM ({LLM_CONN_ID})", "using": "offline generator (headings + ICT)",
                     "reason": f"no {LLM_CONN_ID} connection"}
@@ -25,7 +29,7 @@ class SyntheticParams(ParamSpec):
                        pattern=ALIAS_PATTERN)
     chunk_set: str = param("", "A chunk-set version of the alias (e.g. v3) instead of the live one; "
                                "empty = the chunk set of the live collection.", pattern=r"^(v?[0-9]+)?$")
-    sample_size: int = param(200, "Chunks to generate queries for.", minimum=1)
+    sample_size: int = param(200, "Chunks to generate queries for.", minimum=1, maximum=MAX_SAMPLE_SIZE)
     sample_strategy: str = param("stratified", "stratified: spread across documents (round robin); "
                                                "uniform: random chunks.", enum=list(STRATEGIES))
     min_chunk_words: int = param(8, "Chunks shorter than this are not sampled.", minimum=1)
@@ -39,9 +43,13 @@ class SyntheticParams(ParamSpec):
     concurrency: int = param(4, "Concurrent LLM calls (threads).", minimum=1, maximum=64)
     json_attempts: int = param(3, "Calls per chunk while the answer is not valid JSON; then it is dropped.",
                                minimum=1, maximum=10)
-    budget_max_tokens: int = param(0, "Stop new LLM calls at this many tokens (prompt + completion); 0 = no cap.",
-                                   minimum=0)
-    budget_max_usd: float = param(0.0, "Stop new LLM calls at this cost; 0 = no cap.", minimum=0)
+    # Caps a user must raise on purpose (issue 9, defect 8): a run never spends without a bound.
+    budget_max_tokens: int = param(DEFAULT_BUDGET_TOKENS, "Stop new LLM calls at this many tokens (prompt + "
+                                                          "completion), cache hits free; raise it on purpose.",
+                                   minimum=1, maximum=MAX_BUDGET_TOKENS)
+    budget_max_usd: float = param(0.0, "Stop new LLM calls at this cost in USD; 0 = no USD cap (the token cap "
+                                       "holds). Needs prices (the price params or the connection extra), else the run "
+                                       "is refused.", minimum=0)
     price_prompt_per_1m: float | None = param(None, "USD per 1M prompt tokens; null = the connection extra (else 0).")
     price_completion_per_1m: float | None = param(
         None, "USD per 1M completion tokens; null = the connection extra (else 0).")
@@ -71,6 +79,9 @@ class SyntheticParams(ParamSpec):
                                f"({self.max_query_words})")
         if "." not in self.prompt:
             raise InvalidInput(f"prompt={self.prompt!r} must name a prompt file as <name>.<version>")
+        from ragops.prompts import check_prompt_name
+
+        check_prompt_name(*self.prompt_name_version)   # no absolute or '..' names (issue 9, defect 6)
         if self.review_labels and self.review_dataset_id is None:
             raise InvalidInput("param review_labels needs param review_dataset_id (the dataset it labels)")
 

@@ -62,6 +62,8 @@ def prepare(svc: Services, params: SyntheticParams, run: RunRef) -> SyntheticRun
                          bool(collection and collection.params.get("chunk_set_id") == chunk_set.id))
     model = _embedding_model(svc, collection)
     llm_available = params.generator != Generator.OFFLINE and svc.llm is not None
+    if llm_available:
+        priced_budget(svc, params)   # a USD cap without prices is refused before anything is sampled
     log.info("run %s: chunk set %s v%s, collection %s, model %s, generator %s", run.run_key, params.alias,
              chunk_set.version, source.collection, model.model_id, "llm" if llm_available else "offline")
     return SyntheticRun(run, params.alias, source, model, llm_available)
@@ -108,6 +110,16 @@ def llm_settings(svc: Services, params: SyntheticParams) -> LLMSettings:
         price_completion_per_1m=params.price_completion_per_1m)
 
 
+def priced_budget(svc: Services, params: SyntheticParams) -> LLMSettings:
+    """The LLM settings, refusing a USD cap that no price would ever reach (issue 9, defect 8)."""
+    llm = llm_settings(svc, params)
+    if params.budget_max_usd and not (llm.price_prompt_per_1m or llm.price_completion_per_1m):
+        raise InvalidInput(f"param budget_max_usd={params.budget_max_usd} needs prices: set price_prompt_per_1m and "
+                           f"price_completion_per_1m (params, or the {LLM_CONN_ID} connection extra); without them "
+                           "every call costs 0 and the cap never stops anything")
+    return llm
+
+
 def generate(svc: Services, params: SyntheticParams, run: SyntheticRun, sampled: Sample) -> Generated:
     """Queries for the sampled chunks, by the LLM or offline. The LLM key stays in this call."""
     from ragops.documents import embedding_text_of
@@ -122,7 +134,7 @@ def generate(svc: Services, params: SyntheticParams, run: SyntheticRun, sampled:
     from ragops.prompts import load_prompt
     from ragops.synthetic.generation import Budget, generate_with_llm
 
-    llm = llm_settings(svc, params)
+    llm = priced_budget(svc, params)
     prompt = load_prompt(*params.prompt_name_version)
     prompt_art = svc.registry.record_artifact(
         ArtifactKind.PROMPT, prompt.name, prompt.content_hash, f"package://ragops/prompts/{Path(prompt.path).name}",
@@ -131,7 +143,7 @@ def generate(svc: Services, params: SyntheticParams, run: SyntheticRun, sampled:
     llm_art = svc.registry.record_artifact(ArtifactKind.LLM, llm.model, hash_object({"model": llm.model}),
                                            f"llm://{llm.model}", params={"model": llm.model}, status=Status.USABLE,
                                            run_key=run.run_key)
-    budget = Budget(max_tokens=params.budget_max_tokens or None, max_cost_usd=params.budget_max_usd or None)
+    budget = Budget(max_tokens=params.budget_max_tokens, max_cost_usd=params.budget_max_usd or None)
     records, stats = generate_with_llm(chunks, settings=llm, prompt=prompt, registry=svc.registry,
                                        questions_per_chunk=params.questions_per_chunk, seed=params.seed,
                                        concurrency=params.concurrency, budget=budget)

@@ -7,6 +7,7 @@ run behaves the same on a laptop and on a GPU node. The Airflow Variable ``ragop
     {
       "compute": "local",                       # or "kubernetes"
       "image": "registry.example.com/ragops-trainer:0.1.0",   # built from docker/Dockerfile.trainer
+      "llm_image": "registry.example.com/ragops-llm-trainer:0.1.0",   # docker/Dockerfile.llm-trainer (rag_finetune_llm)
       "namespace": "ragops", "kubernetes_conn_id": "kubernetes_default",
       "service_account": "ragops-trainer",
       "gpus": 1, "cpu": "4", "memory": "24Gi",
@@ -20,7 +21,12 @@ run behaves the same on a laptop and on a GPU node. The Airflow Variable ``ragop
     }
 
 Secrets reach the pod only as references to Kubernetes Secrets (``secretKeyRef`` / ``envFrom``);
-plain ``env`` values that look like secrets are refused. The pod reads and writes artifacts through
+plain ``env`` values that look like secrets are refused (``config.redact``: known secret names such as
+``OPENAI_KEY``, ``*_TOKEN``, ``account_key``, and secret-shaped values). Storage options (fsspec's)
+never travel as arguments, in logs or in XCom: the trainers read them from the environment variable
+``RAGOPS_STORAGE_OPTIONS`` (JSON). A local process gets them in its environment (``trainer_env``);
+a pod gets them as plain env only when they hold no credential, else from a Kubernetes Secret:
+``"secret_env": [{"env": "RAGOPS_STORAGE_OPTIONS", "secret": "ragops-storage", "key": "options.json"}]``. The pod reads and writes artifacts through
 object storage URIs (the artifact root must be remote for ``kubernetes``).
 
 This module knows no Airflow: ``pod_spec`` describes the pod as plain data, and
@@ -46,10 +52,26 @@ from ragops.vocabulary import LEARNING_RATE, TRAINING_VARIABLE, Compute
 
 log = logging.getLogger(__name__)
 
+# The trainers' fsspec storage options (JSON), read from the environment only: never an argument.
+STORAGE_OPTIONS_ENV = "RAGOPS_STORAGE_OPTIONS"
+
 ENTRYPOINT = Path(__file__).with_name("train_embeddings.py")
 # Where docker/Dockerfile.trainer puts the same file.
 ENTRYPOINT_IN_IMAGE = "/opt/ragops/train_embeddings.py"
 DEFAULT_IMAGE = "ragops-trainer:latest"
+DEFAULT_LLM_IMAGE = "ragops-llm-trainer:latest"   # built from docker/Dockerfile.llm-trainer
+
+
+@dataclass(frozen=True)
+class PodTrainer:
+    """Which entrypoint a training pod runs, and which ``TrainingConfig`` field names its image."""
+
+    component: str                   # the pod's name (ragops-<component>) and its component label
+    entrypoint_in_image: str
+    image_field: str = "image"
+
+
+EMBEDDINGS_TRAINER = PodTrainer("train-embeddings", ENTRYPOINT_IN_IMAGE)
 
 
 @dataclass(frozen=True)
@@ -67,7 +89,7 @@ class TrainingRequest:
     seed: int = 42
     max_steps: int = -1
     loss: str = "auto"
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    # No storage options here: they reach the trainer through its environment (``trainer_env``).
 
 
 def entrypoint_args(req: TrainingRequest) -> list[str]:
@@ -86,9 +108,14 @@ def entrypoint_args(req: TrainingRequest) -> list[str]:
     ]
     if req.matryoshka_dims:
         args += ["--matryoshka-dims", ",".join(str(int(d)) for d in req.matryoshka_dims)]
-    if req.storage_options:
-        args += ["--storage-options", json.dumps(dict(req.storage_options), sort_keys=True)]
     return args
+
+
+def trainer_env(config: TrainingConfig) -> dict[str, str]:
+    """The environment that carries the storage options to a trainer (never its arguments)."""
+    if not config.storage_options:
+        return {}
+    return {STORAGE_OPTIONS_ENV: json.dumps(dict(config.storage_options), sort_keys=True)}
 
 
 def _num(value: float) -> str:
@@ -99,6 +126,7 @@ def _num(value: float) -> str:
 class TrainingConfig:
     compute: Compute = Compute.LOCAL
     image: str = DEFAULT_IMAGE
+    llm_image: str = DEFAULT_LLM_IMAGE   # the LLM trainer's image (rag_finetune_llm)
     namespace: str = "default"
     kubernetes_conn_id: str = "kubernetes_default"
     service_account: str | None = None
@@ -110,7 +138,7 @@ class TrainingConfig:
     secret_env: Sequence[Mapping[str, str]] = ()
     secret_env_from: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)   # may hold credentials
     startup_timeout_seconds: int = 900
 
     @classmethod
@@ -153,9 +181,18 @@ class TrainingConfig:
             if not {"env", "secret", "key"} <= set(item):
                 raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: each secret_env entry needs env, secret and "
                                    f"key: {item}")
-        if self.storage_options != redact(dict(self.storage_options)):
-            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: storage_options must not hold credentials; "
-                               "give them to the pod through secret_env")
+        if not isinstance(self.storage_options, Mapping):
+            raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: storage_options must be a JSON object")
+        if self.compute == Compute.KUBERNETES:
+            # A pod would get them as plain env: credentials must come from a Kubernetes Secret instead.
+            if self.storage_options != redact(dict(self.storage_options)):
+                raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: storage_options must not hold credentials for "
+                                   f"compute 'kubernetes' (a pod's plain env); put them in a Kubernetes Secret and "
+                                   f"reference it: secret_env [{{\"env\": \"{STORAGE_OPTIONS_ENV}\", \"secret\": ..., "
+                                   f"\"key\": ...}}]")
+            if self.storage_options and any(item.get("env") == STORAGE_OPTIONS_ENV for item in self.secret_env):
+                raise InvalidInput(f"Variable {TRAINING_VARIABLE!r}: storage_options and a secret_env "
+                                   f"{STORAGE_OPTIONS_ENV!r} both set them; keep one")
 
 
 def compute_fallbacks(config: TrainingConfig) -> list[dict[str, str]]:
@@ -220,19 +257,25 @@ class PodSpec:
     startup_timeout_seconds: int
 
 
-def pod_spec(config: TrainingConfig, args: Sequence[str]) -> PodSpec:
-    """The pod that runs the entrypoint on a GPU node with ``args`` (those of the local process)."""
+def pod_spec(config: TrainingConfig, args: Sequence[str], trainer: PodTrainer = EMBEDDINGS_TRAINER) -> PodSpec:
+    """The pod that runs ``trainer``'s entrypoint on a GPU node with ``args`` (those of the local process).
+    Secrets only as Secret refs: plain env holds none, and no argument carries storage options."""
+    config.validate()
+    if any(str(a).startswith("--storage-options") for a in args):
+        raise InvalidInput("storage options never travel as a trainer argument: they reach the pod through "
+                           f"{STORAGE_OPTIONS_ENV} (plain env without credentials, else a Secret ref)")
     limits = {"cpu": config.cpu, "memory": config.memory}
     if config.gpus:
         limits["nvidia.com/gpu"] = str(int(config.gpus))
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONUNBUFFERED": "1", **dict(config.env)}
+           "PYTHONUNBUFFERED": "1", **dict(config.env), **trainer_env(config)}
     return PodSpec(
-        name="ragops-train-embeddings", namespace=config.namespace, kubernetes_conn_id=config.kubernetes_conn_id,
-        image=config.image, cmds=("python", ENTRYPOINT_IN_IMAGE), arguments=tuple(args), env=env,
+        name=f"ragops-{trainer.component}", namespace=config.namespace, kubernetes_conn_id=config.kubernetes_conn_id,
+        image=getattr(config, trainer.image_field), cmds=("python", trainer.entrypoint_in_image), arguments=tuple(args),
+        env=env,
         secret_env=tuple(config.secret_env), secret_env_from=tuple(config.secret_env_from),
         requests={"cpu": config.cpu, "memory": config.memory}, limits=limits,
         node_selector=dict(config.node_selector), tolerations=tuple(config.tolerations),
-        service_account=config.service_account, labels={"app": "ragops", "component": "train-embeddings"},
+        service_account=config.service_account, labels={"app": "ragops", "component": trainer.component},
         startup_timeout_seconds=config.startup_timeout_seconds,
     )

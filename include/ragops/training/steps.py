@@ -17,7 +17,7 @@ from ragops.hashing import hash_object, short
 from ragops.models import ModelRef, model_dir_hash, register_candidate, resolve_embedding_model
 from ragops.runs import RunRef
 from ragops.services import Services
-from ragops.training.compute import TrainingConfig, TrainingRequest, entrypoint_args, run_local
+from ragops.training.compute import TrainingConfig, TrainingRequest, entrypoint_args, run_local, trainer_env
 from ragops.training.params import FinetuneParams
 from ragops.training.records import DatasetRef, Hyperparameters, TrainedModel, TrainingInputs
 from ragops.vocabulary import ARTIFACT_ROOT_VARIABLE, DATASET_NAME, MODEL_NAME, ArtifactKind, Compute, Relation, Status
@@ -52,6 +52,11 @@ def resolve_inputs(svc: Services, params: FinetuneParams, run: RunRef,
     """The dataset, base model, hyperparameters and output location of this run, and the trainer's
     arguments. ``config``: where training runs (default: the services' training configuration)."""
     config = config or svc.training_config(params.compute)
+    # Params read only inside the allowed roots (issue 9, defect 6); the evaluation reads the same params.
+    svc.allowed_model("base_model", params.base_model or "base")
+    for name in ("golden_queries", "beir_folder"):
+        if getattr(params, name):
+            svc.allowed_path(name, getattr(params, name))
     dataset = dataset_version(svc, params.dataset_version)
     base = resolve_embedding_model(params.base_model or "base", svc.registry, name=MODEL_NAME)
     hyper = Hyperparameters(epochs=float(params.epochs), batch_size=int(params.batch_size), lr=float(params.lr),
@@ -66,7 +71,7 @@ def resolve_inputs(svc: Services, params: FinetuneParams, run: RunRef,
     request = TrainingRequest(dataset_uri=dataset.uri, base_model=base.uri, output_uri=output_uri,
                               epochs=hyper.epochs, batch_size=hyper.batch_size, lr=hyper.lr,
                               matryoshka_dims=hyper.matryoshka_dims, checkpoint_steps=hyper.checkpoint_steps,
-                              seed=hyper.seed, max_steps=hyper.max_steps, storage_options=dict(config.storage_options))
+                              seed=hyper.seed, max_steps=hyper.max_steps)
     log.info("training %s from %s on dataset v%s (%s) -> %s", config.compute.value, base.model_id, dataset.version,
              dataset.uri, output_uri)
     return TrainingInputs(run, dataset, base, hyper, train_key, output_uri, config.compute,
@@ -93,7 +98,8 @@ def train(svc: Services, inputs: TrainingInputs) -> TrainedModel:
         log.info("already trained at %s: no pod, no process", inputs.output_uri)
         return done
     if inputs.compute == Compute.LOCAL:
-        run_local(inputs.args, logger=log)
+        # Storage options go in the child's environment, never its arguments (issue 9, defect 7).
+        run_local(inputs.args, env=trainer_env(svc.training_config(inputs.compute.value)), logger=log)
     else:
         svc.run_trainer_pod(list(inputs.args))
     trained = finished_model(svc, inputs, skipped=False)

@@ -23,7 +23,8 @@ Output location (a local folder or an fsspec URI)::
 
 It is idempotent: when metrics.json already names the same inputs hash, it exits 0 at once.
 Credentials for object storage come from the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS...)
-or --storage-options; they are never written to the outputs.
+or RAGOPS_STORAGE_OPTIONS (JSON fsspec options; never a command-line argument); they are never written
+to the outputs.
 """
 
 from __future__ import annotations
@@ -55,6 +56,26 @@ _TRAJECTORY_KEYS = ("dataset", "base_model", "batch_size", "lr", "matryoshka_dim
 
 
 # -- arguments --------------------------------------------------------------------------------
+
+# fsspec storage options reach a trainer through this environment variable (JSON), never its command
+# line: a command line is visible to every process on the node, in the pod spec and in task logs.
+STORAGE_OPTIONS_ENV = "RAGOPS_STORAGE_OPTIONS"
+
+
+def storage_options_from_env() -> dict[str, Any]:
+    text = os.environ.get(STORAGE_OPTIONS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise SystemExit(f"{STORAGE_OPTIONS_ENV} is not valid JSON (its value is not shown: it may hold "
+                         "credentials)") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{STORAGE_OPTIONS_ENV} must be a JSON object")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,8 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="the split of a DatasetDict to train on")
     p.add_argument("--work-dir", default="",
                    help="local scratch for a remote --output-uri (default: a temp folder keyed by the inputs)")
-    p.add_argument("--storage-options", default="",
-                   help="JSON fsspec storage options (no secrets: credentials come from the environment)")
     return p
 
 
@@ -278,7 +297,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
-    storage_options = json.loads(args.storage_options) if args.storage_options else {}
+    storage_options = storage_options_from_env()
     base = resolve_model_dir(args.base_model, Path(tempfile.gettempdir()) / "ragops-train-models", storage_options)
     pairs, dataset_fingerprint = load_pairs(args.dataset_uri, args.split, storage_options)
 
@@ -313,7 +332,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                          "hyperparameters; give this run an output location of its own")
     output.write_json("training_config.json", {
         "inputs": inputs, "inputs_hash": inputs_hash, "trajectory_hash": trajectory_hash,
-        "args": {k: v for k, v in vars(args).items() if k != "storage_options"},
+        "args": vars(args),
         "versions": {"torch": torch.__version__, "sentence_transformers": _version("sentence_transformers"),
                      "transformers": _version("transformers"), "datasets": _version("datasets")},
     })

@@ -69,18 +69,38 @@ _TRAJECTORY_KEYS = ("dataset", "base_model", "lora", "load_in_4bit", "dtype", "l
 
 
 # -- arguments --------------------------------------------------------------------------------
+
+# fsspec storage options reach a trainer through this environment variable (JSON), never its command
+# line: a command line is visible to every process on the node, in the pod spec and in task logs.
+STORAGE_OPTIONS_ENV = "RAGOPS_STORAGE_OPTIONS"
+
+
+def storage_options_from_env() -> dict[str, Any]:
+    text = os.environ.get(STORAGE_OPTIONS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise SystemExit(f"{STORAGE_OPTIONS_ENV} is not valid JSON (its value is not shown: it may hold "
+                         "credentials)") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{STORAGE_OPTIONS_ENV} must be a JSON object")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base-model", required=True, help="a transformers causal-LM folder (config.json, weights, tokenizer)")
+    p.add_argument("--base-model", required=True,
+                   help="a transformers causal-LM folder (config.json, weights, tokenizer), or an fsspec URI of one "
+                        "(copied into --output-dir first)")
     p.add_argument("--dataset", required=True,
                    help="a .jsonl file, a folder of .jsonl files, or a datasets.save_to_disk folder (path or fsspec URI)")
     p.add_argument("--split", default="train", help="the split of a DatasetDict, or <split>.jsonl in a folder")
     p.add_argument("--output-dir", required=True, help="local folder for checkpoints, the adapter and metrics")
     p.add_argument("--checkpoint-uri", default="",
                    help="mirror of checkpoints, adapter and metrics (path or fsspec URI); a rerun resumes from it")
-    p.add_argument("--storage-options", default="",
-                   help="JSON fsspec storage options (no secrets: credentials come from the environment)")
     p.add_argument("--max-steps", type=int, required=True, help="optimisation steps to train")
     p.add_argument("--lr", type=float, default=2e-4, help="learning rate")
     p.add_argument("--lr-scheduler", default="cosine", help="transformers scheduler name (cosine, linear, constant...)")
@@ -111,6 +131,10 @@ def cli_args(**values: Any) -> list[str]:
     """This entrypoint's command line for ``values`` (the parser's names: base_model=..., load_in_4bit=True),
     checked against the parser: the ``arguments`` of a pod, or a local subprocess's. A flag given True
     is passed, False or None left out."""
+    if values.get("storage_options"):
+        raise ValueError(f"storage options never travel on the command line: put them in the trainer's "
+                         f"environment as {STORAGE_OPTIONS_ENV} (JSON)")
+    values.pop("storage_options", None)
     args: list[str] = []
     for key, value in values.items():
         flag = "--" + key.replace("_", "-")
@@ -291,6 +315,26 @@ def complete_checkpoints(folder: Path, remove_incomplete: bool = False) -> list[
     return sorted(found)
 
 
+def fetch_base_model(uri: str, dest: Path, storage_options: dict[str, Any]) -> Path:
+    """A base model at an fsspec URI (e.g. the artifact store), copied once into ``dest`` (a temporary
+    name, then a rename: a kill never leaves half a model there)."""
+    if (dest / "config.json").exists():
+        return dest
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(uri, **storage_options)
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    for path in fs.find(root):
+        rel = path[len(root.rstrip("/")) + 1:]
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(path, str(tmp / rel))
+    if not (tmp / "config.json").exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SystemExit(f"--base-model {uri!r} holds no transformers model (no config.json)")
+    os.rename(tmp, dest)
+    return dest
+
+
 class Mirror:
     """A copy of the run under --checkpoint-uri (a folder or an fsspec URI), written atomically."""
 
@@ -458,8 +502,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                          "here; train without --load-in-4bit (LoRA on the full-precision base) or run on a GPU node")
     if args.max_steps <= 0 or args.save_steps <= 0:
         raise SystemExit("--max-steps and --save-steps must be positive")
-    storage_options = json.loads(args.storage_options) if args.storage_options else {}
-    base = Path(args.base_model)
+    storage_options = storage_options_from_env()
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = fetch_base_model(args.base_model, out / "base-model", storage_options) if is_remote(args.base_model) \
+        else Path(args.base_model)
     if not (base / "config.json").exists():
         raise SystemExit(f"--base-model {args.base_model!r} is not a transformers model folder (no config.json)")
 
@@ -489,8 +536,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     inputs_hash = hash_of(inputs)
     trajectory_hash = hash_of({k: inputs[k] for k in _TRAJECTORY_KEYS})
 
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     mirror = Mirror(args.checkpoint_uri, storage_options) if args.checkpoint_uri else None
 
     done = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else None
@@ -503,7 +548,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"{args.output_dir!r} or {args.checkpoint_uri!r} holds checkpoints of a run with other "
                              "data or hyperparameters; give this run an output location of its own")
     config = {"inputs": inputs, "inputs_hash": inputs_hash, "trajectory_hash": trajectory_hash,
-              "args": {k: v for k, v in vars(args).items() if k != "storage_options"},
+              "args": vars(args),
               "versions": {m: _version(m) for m in ("torch", "transformers", "trl", "peft", "datasets", "bitsandbytes")}}
     write_json(out / "training_config.json", config)
     if mirror:
