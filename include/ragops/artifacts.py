@@ -34,6 +34,16 @@ class IncompleteArtifact(FileNotFoundError):
     """A folder artifact whose publication never finished, or whose files differ from its manifest."""
 
 
+def fsspec_uri(uri: str) -> str:
+    """An artifact URI as plain fsspec reads it: Airflow's ``s3://conn_id@bucket/key`` names the
+    connection in the userinfo, which a trainer process (no Airflow) must not see as the bucket."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme == "file":
+        return uri
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+
+
 class ArtifactStore:
     def __init__(self, root: str | os.PathLike[str], *, root_path: Any = None):
         """``root``: a local folder or an object-storage URI. A remote root needs ``root_path``, a

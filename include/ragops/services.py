@@ -135,6 +135,12 @@ class Services:
             return ref
         return self.allowed_path(param, ref)
 
+    def storage_options_for(self, uri: str) -> dict[str, Any]:
+        """fsspec options a trainer process needs to reach ``uri``: none here (the CLI's trainer
+        finds credentials in its environment); the task runtime derives them from the connection
+        the URI names, for a local child process's environment only."""
+        return {}
+
     def training_config(self, compute: str | None = None) -> TrainingConfig:
         """Where trainers run: a local process here; the task runtime reads the ``ragops_training``
         Variable instead. ``compute`` overrides the configured compute for one run."""

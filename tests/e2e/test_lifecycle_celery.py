@@ -7,17 +7,15 @@ from there) -> synthetic data -> a model change (rag_model_rollback to the base 
 again with the new production model -> rag_collection_rollback; then the registry, the XCom
 summaries, MinIO and Weaviate must agree.
 
-Not in CI yet: the finetune step (``test_finetune_promotes``, run with RAGOPS_E2E_FINETUNE=1). Under
-this deployment shape its local-process trainer fails: it receives the artifact URIs in Airflow's
-``s3://<conn_id>@<bucket>/...`` form, which plain fsspec/s3fs in the trainer process reads as the
-bucket name ``<conn_id>@<bucket>`` ("Invalid bucket name"), and it gets no credentials (they live in
-the Airflow connection only; ``ragops_training.storage_options`` refuses credentials). See the README.
+Then the finetune step (``test_finetune_promotes``): with the broken model live, rag_finetune_embeddings
+trains in a local process on one worker, reading and writing MinIO with plain ``s3://bucket/...``
+URIs and the connection's credentials in that process's environment only; the gate promotes and
+rag_index re-embeds with the promoted model.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -170,9 +168,6 @@ def _assert_agreement(e2e: E2E, registry: Any, store: Any, evidence: dict[str, A
     assert "/tmp/ragops-models" not in text and str(E2E_ROOT / "hosts") not in text
 
 
-@pytest.mark.skipif(os.environ.get("RAGOPS_E2E_FINETUNE") != "1",
-                    reason="known defect, not in CI: the local-process trainer cannot read s3://<conn_id>@bucket "
-                           "artifact URIs (see this module's docstring); RAGOPS_E2E_FINETUNE=1 runs it")
 def test_finetune_promotes(cluster: E2E):
     """After the lifecycle test: the broken model live again, finetune, gate, promote, re-index."""
     e2e = cluster

@@ -90,3 +90,15 @@ def test_alert_channels_come_from_the_slack_and_smtp_connections(monkeypatch):
     assert isinstance(channels["slack"], SlackWebhookChannel) and isinstance(channels["email"], SmtpChannel)
     assert channels["slack"].url == "https://hooks.slack.com/services/T000/B000/XXXX"
     assert (channels["email"].port, channels["email"].use_ssl, channels["email"].starttls) == (2525, False, False)
+
+
+def test_trainer_storage_options_come_from_the_artifact_roots_connection(monkeypatch):
+    from ragops.orchestration.connections import fsspec_options
+
+    monkeypatch.setenv("AIRFLOW_CONN_STORE", json.dumps({
+        "conn_type": "aws", "login": "AKID", "password": "s3cr3t",
+        "extra": {"endpoint_url": "http://127.0.0.1:9010", "region_name": "eu-west-1"}}))
+    assert fsspec_options("s3://store@bucket/models/x") == {
+        "key": "AKID", "secret": "s3cr3t", "endpoint_url": "http://127.0.0.1:9010",
+        "client_kwargs": {"region_name": "eu-west-1"}}
+    assert fsspec_options("s3://bucket/models/x") == {}  # no connection named: the environment's credentials

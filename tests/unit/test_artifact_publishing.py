@@ -310,3 +310,11 @@ def test_manifest_lists_every_file_with_size_and_hash(tmp_path):
     manifest = json.loads((store.local_path("datasets/m") / ".ragops-manifest.json").read_text())
     assert manifest["complete"] is True
     assert {name: meta["size"] for name, meta in manifest["files"].items()} == {k: len(v) for k, v in DATASET.items()}
+
+
+def test_fsspec_uris_drop_the_airflow_connection_name():
+    from ragops.artifacts import fsspec_uri
+
+    assert fsspec_uri("s3://ragops_minio@bucket/models/m") == "s3://bucket/models/m"
+    assert fsspec_uri("s3://bucket/models/m") == "s3://bucket/models/m"
+    assert fsspec_uri("/local/path") == "/local/path" and fsspec_uri("file:///x/y") == "file:///x/y"

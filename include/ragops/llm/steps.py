@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ragops.artifacts import fsspec_uri
 from ragops.errors import InvalidInput
 from ragops.hashing import hash_object, short
 from ragops.llm.compute import LLM_TRAINER, WORK_DIR, run_local
@@ -80,7 +81,9 @@ def resolve_inputs(svc: Services, params: LLMFinetuneParams, run: RunRef,
         raise InvalidInput(f"param base_model={params.base_model!r} is a folder of this machine; the GPU pod "
                            "reads models from the artifact store: give the model's URI there (or a v<N>)")
     # Where the base and the data are, never a worker's cache: the trainer reads a store URI itself.
-    args = trainer_args({"base_model": base.uri, "dataset": dataset.uri, "checkpoint": output_uri}, hyper,
+    # The trainer reads plain fsspec URIs (no Airflow connection names in them).
+    args = trainer_args({"base_model": fsspec_uri(base.uri), "dataset": fsspec_uri(dataset.uri),
+                         "checkpoint": fsspec_uri(output_uri)}, hyper,
                         output_dir=scratch_dir(output_uri))
     log.info("training the LLM %s from %s on %s v%s -> %s", config.compute.value, base.model_id, dataset.uri,
              dataset.version, output_uri)
@@ -117,7 +120,8 @@ def train(svc: Services, inputs: LLMTrainingInputs) -> TrainedAdapter:
         if (output_dir / METRICS_FILE).exists():  # finished here, but killed before the mirror had it: finish again
             os.remove(output_dir / METRICS_FILE)
         mirror = svc.artifacts.local_path(svc.artifacts.rel_of(inputs.output_uri)) if svc.artifacts.is_local else None
-        run_local(inputs.args, mirror_dir=mirror, env=trainer_env(svc.training_config(inputs.compute.value)),
+        run_local(inputs.args, mirror_dir=mirror, env=trainer_env(svc.training_config(inputs.compute.value),
+                                                                  svc.storage_options_for(inputs.output_uri)),
                   logger=log)
     else:
         svc.run_trainer_pod(list(inputs.args), LLM_TRAINER)

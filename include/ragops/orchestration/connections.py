@@ -125,6 +125,36 @@ def artifact_root_path(settings: RagopsSettings) -> Any:
     return ObjectStoragePath(root)
 
 
+def fsspec_options(uri: str) -> dict[str, Any]:
+    """fsspec options for an ``s3://conn_id@bucket/...`` URI, from the aws connection it names
+    (key, secret, session token, endpoint URL, region), so that a trainer process without Airflow
+    reaches the same store. They go into that process's environment only (never its arguments,
+    a log or XCom). Other schemes: configure ``ragops_training.storage_options`` instead."""
+    scheme, _, rest = uri.partition("://")
+    conn_id = rest.partition("/")[0].rpartition("@")[0]
+    if not conn_id:
+        return {}
+    conn = connection(conn_id)
+    if conn is None:
+        raise RuntimeError(f"the artifact root names the Airflow connection {conn_id!r}, which does not exist")
+    if scheme not in ("s3", "s3a"):
+        return {}
+    extra = conn.extra_dejson or {}
+    options: dict[str, Any] = {}
+    if conn.login:
+        options["key"] = conn.login
+    if conn.password:
+        options["secret"] = conn.password
+    if extra.get("aws_session_token"):
+        options["token"] = extra["aws_session_token"]
+    endpoint = extra.get("endpoint_url") or (extra.get("service_config") or {}).get("s3", {}).get("endpoint_url")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    if extra.get("region_name"):
+        options["client_kwargs"] = {"region_name": extra["region_name"]}
+    return options
+
+
 def llm_endpoint() -> LLMEndpoint | None:
     """The OpenAI-compatible endpoint, or None (then the offline generator runs, a named fallback)."""
     conn = connection(LLM_CONN_ID)

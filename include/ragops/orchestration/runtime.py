@@ -58,6 +58,11 @@ class TaskRuntime(Services):
 
         return load_config(compute)
 
+    def storage_options_for(self, uri: str) -> dict[str, Any]:
+        from ragops.orchestration.connections import fsspec_options
+
+        return fsspec_options(uri)
+
     def run_trainer_pod(self, args: list[str], trainer: PodTrainer | None = None) -> None:
         """The entrypoint in a GPU pod: a KubernetesPodOperator executed within this task."""
         from ragops.orchestration.pod import pod_runner

@@ -111,11 +111,13 @@ def entrypoint_args(req: TrainingRequest) -> list[str]:
     return args
 
 
-def trainer_env(config: TrainingConfig) -> dict[str, str]:
-    """The environment that carries the storage options to a trainer (never its arguments)."""
-    if not config.storage_options:
+def trainer_env(config: TrainingConfig, from_connection: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The environment that carries the storage options to a trainer (never its arguments): the
+    configured ones over those derived from the artifact root's connection (a local child only)."""
+    options = {**dict(from_connection or {}), **dict(config.storage_options)}
+    if not options:
         return {}
-    return {STORAGE_OPTIONS_ENV: json.dumps(dict(config.storage_options), sort_keys=True)}
+    return {STORAGE_OPTIONS_ENV: json.dumps(options, sort_keys=True)}
 
 
 def _num(value: float) -> str:

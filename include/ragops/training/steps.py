@@ -12,6 +12,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from ragops.artifacts import fsspec_uri
 from ragops.errors import InvalidInput
 from ragops.hashing import hash_object, short
 from ragops.models import ModelRef, model_dir_hash, register_candidate, resolve_embedding_model
@@ -68,7 +69,9 @@ def resolve_inputs(svc: Services, params: FinetuneParams, run: RunRef,
         raise InvalidInput(f"compute 'kubernetes' needs an object-storage artifact root (Variable "
                            f"{ARTIFACT_ROOT_VARIABLE}): the pod cannot read the local folder {svc.artifacts.root_uri}")
     output_uri = svc.artifacts.uri(f"models/{MODEL_NAME}/runs/{short(train_key, 16)}")
-    request = TrainingRequest(dataset_uri=dataset.uri, base_model=base.uri, output_uri=output_uri,
+    # The trainer reads plain fsspec URIs (no Airflow connection names in them).
+    request = TrainingRequest(dataset_uri=fsspec_uri(dataset.uri), base_model=fsspec_uri(base.uri),
+                              output_uri=fsspec_uri(output_uri),
                               epochs=hyper.epochs, batch_size=hyper.batch_size, lr=hyper.lr,
                               matryoshka_dims=hyper.matryoshka_dims, checkpoint_steps=hyper.checkpoint_steps,
                               seed=hyper.seed, max_steps=hyper.max_steps)
@@ -99,7 +102,8 @@ def train(svc: Services, inputs: TrainingInputs) -> TrainedModel:
         return done
     if inputs.compute == Compute.LOCAL:
         # Storage options go in the child's environment, never its arguments (issue 9, defect 7).
-        run_local(inputs.args, env=trainer_env(svc.training_config(inputs.compute.value)), logger=log)
+        run_local(inputs.args, env=trainer_env(svc.training_config(inputs.compute.value),
+                                               svc.storage_options_for(inputs.output_uri)), logger=log)
     else:
         svc.run_trainer_pod(list(inputs.args))
     trained = finished_model(svc, inputs, skipped=False)
