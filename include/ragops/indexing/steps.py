@@ -20,7 +20,7 @@ from ragops.errors import DataQualityError, InvalidInput
 from ragops.hashing import hash_many, hash_object, sha256_bytes, short
 from ragops.indexing.params import IndexParams
 from ragops.indexing.records import ChunkSet, CorpusSnapshot, IndexRun, Plan, Quality, Shard, ShardResult
-from ragops.progress import Progress, track
+from ragops.progress import Progress
 from ragops.runs import RunRef
 from ragops.services import Services
 from ragops.vocabulary import ArtifactKind, Relation, Status
@@ -232,8 +232,9 @@ def chunk_corpus(svc: Services, params: IndexParams, run: IndexRun, corpus: Corp
     tokenizer = load_tokenizer(model_path)
     chunking = ChunkingConfig(strategy=params.chunk_strategy, chunk_size=params.chunk_size,
                               chunk_overlap=params.chunk_overlap, max_tokens=run.max_tokens)
-    rows = [c.to_row() for doc in track(docs, "chunk", unit="documents")
-            for c in chunk_documents([doc], chunking, tokenizer)]
+    with Progress("chunk", len(docs), "documents") as progress:
+        rows = [c.to_row() for c in chunk_documents(docs, chunking, tokenizer)]  # one call: its setup is shared
+        progress.update(len(docs))
     # The tokenizer is recorded but kept out of the hash: the same chunks under a new model stay
     # the same chunk set, so downstream datasets do not churn on every model promotion.
     chunk_hash = hash_object({"chunks": hash_many(r["chunk_id"] for r in rows), "config": config})
