@@ -115,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             "chunk_id": oid, "doc_id": str(doc["_id"]), "doc_hash": h, "source": "beir", "title": doc.get("title", ""),
             "heading_path": "", "position": 0, "text": doc["text"], "content_hash": h, "token_count": 0}))
 
+    from tests.services import service_env
+
     from ragops.stores.lancedb_store import LanceDBStore
     from ragops.stores.weaviate_store import WeaviateStore
-    from tests.services import service_env
 
     env = os.environ if os.environ.get("WEAVIATE_URL") else service_env("weaviate")
     name = f"Bench{uuid.uuid4().hex[:8]}"
