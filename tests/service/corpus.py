@@ -34,8 +34,10 @@ class Corpus:
     @property
     def settings_env(self) -> dict[str, str]:
         s = self.svc.settings
+        # The embedded store by name: scripts/test.sh exports WEAVIATE_URL for the Weaviate tests,
+        # which would otherwise send a CLI child to Weaviate.
         return {"RAGOPS_PG_DSN": s.pg_dsn, "RAGOPS_SCHEMA": s.schema, "RAGOPS_ARTIFACT_ROOT": str(s.artifact_root),
-                "RAGOPS_VECTOR_DIR": str(s.vector_dir)}
+                "RAGOPS_VECTOR_DIR": str(s.vector_dir), "RAGOPS_VECTOR_BACKEND": s.vector_backend}
 
 
 def new_registry(dsn: str) -> Any:
