@@ -14,10 +14,13 @@ import types
 import typing
 from enum import Enum
 from functools import cache
-from typing import Any, ClassVar, Self, Union
+from typing import Any, ClassVar, Self, TypeVar, Union
 
 # XCom lives in Airflow's metadata DB: a record is a pointer, not a payload.
 MAX_XCOM_BYTES = 64_000
+
+
+R = TypeVar("R", bound="Record")
 
 
 class Record:
@@ -92,3 +95,10 @@ def _decode(hint: Any, value: Any) -> Any:
 def to_xcom(value: Any) -> Any:
     """A task's return value as XCom: records by their form, lists of records element-wise."""
     return _encode(value, "return value")
+
+
+def result_of(results: dict[str, Any], task_id: str, record: type[R]) -> R | None:
+    """A task's record among a run's results (XCom dicts in a DAG, records in the CLI), or None
+    when the task made none (it failed, or was skipped before returning)."""
+    value = results.get(task_id)
+    return None if value is None else record.from_xcom(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragops.indexing.records import ChunkSet, Cleanup, CorpusSnapshot, GateReport, IndexRun, Plan, ShardResult, Swap
+from ragops.records import result_of
 from ragops.runs import RunRef
 from ragops.services import Services
 from ragops.vocabulary import AliasKind
@@ -13,13 +14,13 @@ from ragops.vocabulary import AliasKind
 def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """The compact record of a run: ids, versions, counts and timings; never data. ``results`` maps
     task ids to their records' XCom forms (the DAG) or to the records themselves (the CLI)."""
-    index_run = _get(results, "prepare", IndexRun)
-    corpus = _get(results, "load_documents", CorpusSnapshot)
-    chunks = _get(results, "chunk", ChunkSet)
-    plan = _get(results, "plan", Plan)
-    gate = _get(results, "gate", GateReport)
-    swap = _get(results, "swap_alias", Swap)
-    cleanup = _get(results, "cleanup", Cleanup)
+    index_run = result_of(results, "prepare", IndexRun)
+    corpus = result_of(results, "load_documents", CorpusSnapshot)
+    chunks = result_of(results, "chunk", ChunkSet)
+    plan = result_of(results, "plan", Plan)
+    gate = result_of(results, "gate", GateReport)
+    swap = result_of(results, "swap_alias", Swap)
+    cleanup = result_of(results, "cleanup", Cleanup)
     shards = [ShardResult.from_xcom(s) for s in _as_list(results.get("embed_shard"))]
     alias = index_run.alias if index_run else (swap.alias if swap else None)
     live = svc.registry.get_alias(AliasKind.COLLECTION, alias) if alias else None
@@ -41,11 +42,6 @@ def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in summary.items() if v is not None and v != []}
 
 
-def _get(results: dict[str, Any], task_id: str, record: Any) -> Any:
-    value = results.get(task_id)
-    return None if value is None else record.from_xcom(value)
-
-
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -58,7 +54,7 @@ def _brief(step: dict[str, Any]) -> dict[str, Any]:
 
 def summarize_rollback(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """rag_collection_rollback's summary: where the alias pointed and points now."""
-    swap = _get(results, "rollback", Swap)
+    swap = result_of(results, "rollback", Swap)
     if swap is None:
         return {}
     live = svc.registry.get_alias(AliasKind.COLLECTION, swap.alias)

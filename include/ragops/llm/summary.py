@@ -14,7 +14,7 @@ from ragops.llm.records import (
     MergedModel,
     TrainedAdapter,
 )
-from ragops.records import Record
+from ragops.records import result_of
 from ragops.runs import RunRef
 from ragops.services import Services
 from ragops.vocabulary import LLM_MODEL_NAME, ArtifactKind
@@ -25,14 +25,14 @@ HISTORY_IN_SUMMARY = 10
 def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """What the run built, trained and merged, how the models scored and what the gate decided; never data.
     ``results`` maps task ids to their records' XCom forms (the DAG) or to the records (a CLI)."""
-    build = _get(results, "build_instructions", InstructionBuild)
-    dataset = _get(results, "register_instructions", InstructionDataset)
-    inputs = _get(results, "resolve_inputs", LLMTrainingInputs)
-    trained = _get(results, "train", TrainedAdapter)
-    merged = _get(results, "merge", MergedModel)
-    evaluation = _get(results, "evaluate", LLMEvaluation)
-    decision = _get(results, "gate", LLMGateDecision)
-    promotion = _get(results, "promote", LLMPromotion)
+    build = result_of(results, "build_instructions", InstructionBuild)
+    dataset = result_of(results, "register_instructions", InstructionDataset)
+    inputs = result_of(results, "resolve_inputs", LLMTrainingInputs)
+    trained = result_of(results, "train", TrainedAdapter)
+    merged = result_of(results, "merge", MergedModel)
+    evaluation = result_of(results, "evaluate", LLMEvaluation)
+    decision = result_of(results, "gate", LLMGateDecision)
+    promotion = result_of(results, "promote", LLMPromotion)
     stored = svc.registry.get_artifact(merged.candidate.artifact_id) if merged and merged.candidate.artifact_id else None
     summary: dict[str, Any] = {
         "fallbacks": list(run.fallbacks),
@@ -69,7 +69,7 @@ def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, 
 
 def summarize_rollback(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """rag_llm_rollback's summary: the version restored, the one it replaced, the stage history."""
-    promotion = _get(results, "rollback", LLMPromotion)
+    promotion = result_of(results, "rollback", LLMPromotion)
     history = svc.registry.stage_history_of(ArtifactKind.MODEL, LLM_MODEL_NAME)[-HISTORY_IN_SUMMARY:]
     if promotion is None:
         return {"history": history}
@@ -77,8 +77,3 @@ def summarize_rollback(svc: Services, run: RunRef, results: dict[str, Any]) -> d
             "promoted": promotion.promoted, "previous_artifact_id": promotion.previous_artifact_id,
             "previous_version": promotion.previous_version, "archived": list(promotion.archived),
             "history": history, "noop": not promotion.promoted}
-
-
-def _get(results: dict[str, Any], task_id: str, record: type[Record]) -> Any:
-    value = results.get(task_id)
-    return None if value is None else record.from_xcom(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragops.models import ModelRef
-from ragops.records import Record
+from ragops.records import result_of
 from ragops.reranking.records import MinedData, RerankerEvaluation, RerankerInputs, RerankerPromotion, TrainedReranker
 from ragops.runs import RunRef
 from ragops.services import Services
@@ -15,13 +15,13 @@ from ragops.training.records import GateDecision
 def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """What the run mined and trained, how the rerankers scored and what the gate decided; never data.
     ``results`` maps task ids to their records' XCom forms (the DAG) or to the records (in process)."""
-    inputs = _get(results, "resolve_inputs", RerankerInputs)
-    mined = _get(results, "mine", MinedData)
-    trained = _get(results, "train", TrainedReranker)
-    candidate = _get(results, "register_candidate", ModelRef)
-    evaluation = _get(results, "evaluate", RerankerEvaluation)
-    decision = _get(results, "gate", GateDecision)
-    promotion = _get(results, "promote", RerankerPromotion)
+    inputs = result_of(results, "resolve_inputs", RerankerInputs)
+    mined = result_of(results, "mine", MinedData)
+    trained = result_of(results, "train", TrainedReranker)
+    candidate = result_of(results, "register_candidate", ModelRef)
+    evaluation = result_of(results, "evaluate", RerankerEvaluation)
+    decision = result_of(results, "gate", GateDecision)
+    promotion = result_of(results, "promote", RerankerPromotion)
     stored = svc.registry.get_artifact(candidate.artifact_id) if candidate and candidate.artifact_id else None
     summary: dict[str, Any] = {
         "kind": inputs and inputs.hyperparameters.kind.value,
@@ -53,8 +53,3 @@ def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, 
         "noop": bool(decision and decision.same_as_live),
     }
     return {k: v for k, v in summary.items() if v is not None}
-
-
-def _get(results: dict[str, Any], task_id: str, record: type[Record]) -> Any:
-    value = results.get(task_id)
-    return None if value is None else record.from_xcom(value)

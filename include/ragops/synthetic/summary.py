@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragops.records import Record
+from ragops.records import Record, result_of
 from ragops.runs import RunRef
 from ragops.services import Services
 from ragops.synthetic.records import (
@@ -25,12 +25,12 @@ from ragops.synthetic.records import (
 def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """The compact record of a run: ids, versions, counts; never data. ``results`` maps task ids
     to their records' XCom forms (the DAG) or to the records themselves (the CLI)."""
-    synth = _get(results, "prepare", SyntheticRun)
-    dq = _get(results, "validate", DatasetQuality)
-    reviewed = _get(results, "import_review", ReviewImport)
-    published = _get(results, "publish", Publication)
-    exported = _get(results, "export_review", ReviewExport)
-    dataset = reviewed.dataset if reviewed else _get(results, "register", DatasetVersion)
+    synth = result_of(results, "prepare", SyntheticRun)
+    dq = result_of(results, "validate", DatasetQuality)
+    reviewed = result_of(results, "import_review", ReviewImport)
+    published = result_of(results, "publish", Publication)
+    exported = result_of(results, "export_review", ReviewExport)
+    dataset = reviewed.dataset if reviewed else result_of(results, "register", DatasetVersion)
     summary: dict[str, Any] = {
         "mode": "import_review" if reviewed else "generate" if synth else None,
         "fallbacks": list(run.fallbacks),
@@ -54,12 +54,7 @@ def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in summary.items() if v is not None}
 
 
-def _get(results: dict[str, Any], task_id: str, record: type[Record]) -> Any:
-    value = results.get(task_id)
-    return None if value is None else record.from_xcom(value)
-
-
 def _brief(results: dict[str, Any], task_id: str, record: type[Record]) -> dict[str, Any] | None:
     """A step's record without its table's URI."""
-    value = _get(results, task_id, record)
+    value = result_of(results, task_id, record)
     return None if value is None else {k: v for k, v in value.to_xcom().items() if k != "uri"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragops.models import ModelRef, Promotion
-from ragops.records import Record
+from ragops.records import result_of
 from ragops.runs import RunRef
 from ragops.services import Services
 from ragops.training.records import Evaluation, GateDecision, TrainedModel, TrainingInputs
@@ -18,12 +18,12 @@ HISTORY_IN_SUMMARY = 10
 def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """What the run trained, how the models scored and what the gate decided; never data.
     ``results`` maps task ids to their records' XCom forms (the DAG) or to the records (the CLI)."""
-    inputs = _get(results, "resolve_inputs", TrainingInputs)
-    trained = _get(results, "train", TrainedModel)
-    candidate = _get(results, "register_candidate", ModelRef)
-    evaluation = _get(results, "evaluate", Evaluation)
-    decision = _get(results, "gate", GateDecision)
-    promotion = _get(results, "promote", Promotion)
+    inputs = result_of(results, "resolve_inputs", TrainingInputs)
+    trained = result_of(results, "train", TrainedModel)
+    candidate = result_of(results, "register_candidate", ModelRef)
+    evaluation = result_of(results, "evaluate", Evaluation)
+    decision = result_of(results, "gate", GateDecision)
+    promotion = result_of(results, "promote", Promotion)
     stored = svc.registry.get_artifact(candidate.artifact_id) if candidate and candidate.artifact_id else None
     summary: dict[str, Any] = {
         "dataset": inputs and {"id": inputs.dataset.artifact_id, "version": inputs.dataset.version,
@@ -52,7 +52,7 @@ def summarize(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, 
 
 def summarize_rollback(svc: Services, run: RunRef, results: dict[str, Any]) -> dict[str, Any]:
     """rag_model_rollback's summary: the version restored, the one it replaced, the stage history."""
-    promotion = _get(results, "rollback", Promotion)
+    promotion = result_of(results, "rollback", Promotion)
     history = svc.registry.stage_history_of(ArtifactKind.MODEL, MODEL_NAME)[-HISTORY_IN_SUMMARY:]
     if promotion is None:
         return {"history": history}
@@ -60,8 +60,3 @@ def summarize_rollback(svc: Services, run: RunRef, results: dict[str, Any]) -> d
             "promoted": promotion.promoted, "previous_artifact_id": promotion.previous_artifact_id,
             "previous_version": promotion.previous_version, "archived": list(promotion.archived),
             "history": history, "noop": not promotion.promoted}
-
-
-def _get(results: dict[str, Any], task_id: str, record: type[Record]) -> Any:
-    value = results.get(task_id)
-    return None if value is None else record.from_xcom(value)
