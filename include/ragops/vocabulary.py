@@ -23,6 +23,7 @@ class ArtifactKind(StrEnum):
     REVIEW = "review"                    # a filled-in review labels file
     ADAPTER = "adapter"                  # a LoRA adapter of the finetuned LLM (merged into it, never served alone)
     LABELS = "labels"                    # an imported labelled-queries file (BEIR qrels or JSONL)
+    EVAL_SET = "eval_set"                # a registered evaluation set (BEIR qrels split, golden queries file)
 
 
 class Status(StrEnum):
@@ -91,6 +92,16 @@ class RunStatus(StrEnum):
     NOOP = "noop"
 
 
+class ApprovalOutcome(StrEnum):
+    """A human-in-the-loop approval step's outcome, as recorded in the run summary and on the gate's evaluation."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"              # nobody answered in time: rejected, the HITL default
+    NOT_REQUIRED = "not_required"        # approval is off for this run: passed straight through
+    NOT_NEEDED = "not_needed"            # the gate already refused: nothing to approve, nobody asked
+
+
 class AliasKind(StrEnum):
     COLLECTION = "collection"
 
@@ -122,12 +133,30 @@ class Compute(StrEnum):
     KUBERNETES = "kubernetes"
 
 
+class EmbedCompute(StrEnum):
+    """Where rag_index encodes its shards (param ``embed_compute``)."""
+
+    WORKER = "worker"                    # in the Airflow task, on the worker's CPU (the default)
+    LOCAL = "local"                      # indexing/embed_shard.py in a local process
+    KUBERNETES = "kubernetes"            # indexing/embed_shard.py in a GPU pod, one per shard
+
+
 class LabelSource(StrEnum):
     """Where a dataset row's label came from (the ``label_source`` column)."""
 
     SYNTHETIC = "synthetic"              # a generated query, unreviewed
     REVIEWED = "reviewed"                # a generated query a human accepted or edited (the review import)
     IMPORTED = "imported"                # a labelled query imported from a team's file (BEIR qrels, JSONL)
+
+
+class EvalSetKind(StrEnum):
+    """The evaluation sets rag_evaluate knows (its ``sets`` param picks among them)."""
+
+    GOLDEN = "golden"                    # golden queries: rag_index's gate file, or one registered (kind eval_set)
+    REVIEW = "review"                    # the latest usable dataset's test rows a human reviewed
+    IMPORTED = "imported"                # its test rows imported from a team's labels
+    SYNTHETIC = "synthetic"              # its synthetic test split
+    BEIR = "beir"                        # a registered BEIR qrels split (kind eval_set)
 
 
 class RerankerKind(StrEnum):
@@ -153,6 +182,12 @@ LLM_MODEL_NAME = "llm"                    # the registry name of the finetuned L
 INSTRUCTION_DATASET_NAME = "llm-instructions"   # the registry name of the LLM's instruction datasets
 LLM_LEARNING_RATE = 2e-4
 RERANKER_NAME = "reranker"              # the registry name of the reranker's versions
+# The registry name of rag_evaluate's results (kind "evaluation"): one artifact per evaluation run,
+# its metrics {"sets": {set: {metric: value, "by_source": {...}}}, "generation": {...}}.
+CONTINUOUS_EVAL_NAME = "rag-evaluation"
+EVAL_JUDGE_PROMPT = "rag_judge.v1"        # rag_evaluate's LLM judge (include/ragops/prompts/rag_judge.v1.txt)
+# The control plane's URL prefix on the API server (plugins/ragops_control_plane.py).
+CONTROL_PLANE_PREFIX = "/ragops"
 
 # Airflow-side names: connections, variables, pools.
 POSTGRES_CONN_ID = "ragops_postgres"
@@ -169,6 +204,16 @@ ALLOWED_ROOTS_VARIABLE = "ragops_allowed_roots"
 DEFAULT_DATA_ROOT = "/opt/airflow/data"   # the allow-list when the Variable is unset (docs/reliability.md)
 VECTOR_STORE_POOL = "vector_store"
 LLM_POOL = "llm_api"
+# Human-in-the-loop approval before an alias swap or a promotion (opt-in): the DAG ids whose runs
+# ask by default (JSON list, or true for all); a run's require_approval param overrides it.
+REQUIRE_APPROVAL_VARIABLE = "ragops_require_approval"
+APPROVAL_TIMEOUT_HOURS = 24.0            # an unanswered request is rejected after this long
+APPROVAL_MAX_TIMEOUT_HOURS = 24.0 * 14
+# OpenLineage: each registry artifact is a dataset, namespace ragops://<kind>, name = the artifact's
+# name (so ragops://collection/RagDocs is both the Airflow asset and the OpenLineage dataset); its
+# version, content hash, status and metrics ride in the facet below.
+OPENLINEAGE_SCHEME = "ragops"
+OPENLINEAGE_ARTIFACT_FACET = "ragops_artifact"
 
 # Asset URIs: the contracts between DAGs. rag_index emits a collection's asset when its alias
 # moves; rag_synthetic_data emits the dataset asset for a new usable version; a promotion emits
