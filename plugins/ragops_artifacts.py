@@ -15,15 +15,18 @@ the core API's dependencies):
   downloads (``Content-Disposition: attachment``), with ``nosniff`` and a sandboxing CSP on all.
 
 The artifact root is the tasks' setting: the Variable ``ragops_artifact_root``, else
-``RAGOPS_ARTIFACT_ROOT``. An object-storage root is browsed through its own console instead.
+``RAGOPS_ARTIFACT_ROOT``. A local folder is served from disk; an object-storage root
+(``s3://conn_id@bucket/prefix``) through the same ``ArtifactStore`` the tasks use, on Airflow's
+ObjectStoragePath, so its credentials come only from the connection the URI names.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import mimetypes
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
@@ -48,12 +51,39 @@ def _variable(key: str) -> str | None:
         return None
 
 
+def artifact_root_uri() -> str | None:
+    """The artifact root the tasks write to (a local folder or an object-storage URI), None when unset."""
+    return _variable(ARTIFACT_ROOT_VARIABLE) or os.environ.get("RAGOPS_ARTIFACT_ROOT") or None
+
+
+def is_remote(root: str) -> bool:
+    return "://" in root and not root.startswith("file://")
+
+
 def artifact_root() -> Path | None:
     """The local artifact root the tasks write to, or None when it is object storage (or unset)."""
-    root = _variable(ARTIFACT_ROOT_VARIABLE) or os.environ.get("RAGOPS_ARTIFACT_ROOT", "")
-    if not root or ("://" in root and not root.startswith("file://")):
+    root = artifact_root_uri()
+    if not root or is_remote(root):
         return None
     return Path(root.removeprefix("file://")).resolve()
+
+
+def remote_store(root: str) -> Any:
+    """The tasks' ArtifactStore on an object-storage root, through Airflow's ObjectStoragePath."""
+    from airflow.sdk import ObjectStoragePath
+
+    from ragops.artifacts import ArtifactStore
+
+    return ArtifactStore(root, root_path=ObjectStoragePath(root))
+
+
+def safe_rel(rel: str) -> str | None:
+    """``rel`` as a plain relative key of a served type, or None (``..``, NUL bytes, empty parts)."""
+    parts = PurePosixPath(rel).parts
+    ok = (rel and "\x00" not in rel and len(rel) <= 1024 and not rel.startswith("/")
+          and not any(p in ("..", ".") for p in parts) and "//" not in rel
+          and PurePosixPath(rel).suffix.lower() in SERVED_SUFFIXES)
+    return rel if ok else None
 
 
 def safe_file(root: Path, rel: str) -> Path | None:
@@ -66,9 +96,10 @@ def safe_file(root: Path, rel: str) -> Path | None:
     return candidate if ok else None
 
 
-def create_app(root: Path | None = None, *, authorize: bool = True) -> Any:
+def create_app(root: Path | str | None = None, *, authorize: bool = True) -> Any:
+    """``root``: a local folder or an object-storage URI; by default the tasks' setting, read per request."""
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import FileResponse, HTMLResponse
+    from fastapi.responses import FileResponse, HTMLResponse, Response
 
     dependencies = []
     if authorize:
@@ -79,30 +110,55 @@ def create_app(root: Path | None = None, *, authorize: bool = True) -> Any:
     app = FastAPI(title="ragops artifacts", dependencies=dependencies, docs_url=None, redoc_url=None,
                   openapi_url=None)
 
-    def current_root() -> Path:
-        found = root or artifact_root()
-        if found is None:
-            raise HTTPException(404, "the artifact root is not a local folder: browse it in its object-storage console")
+    def current_root() -> Path | str:
+        found = root or artifact_root_uri()
+        if not found:
+            raise HTTPException(404, "no artifact root is configured")
+        if isinstance(found, str) and not is_remote(found):
+            return Path(found.removeprefix("file://")).resolve()
         return found
+
+    def listing(base: Path | str) -> list[str]:
+        if isinstance(base, Path):
+            evaluations = base / "evaluations"
+            return sorted(p.relative_to(base).as_posix() for p in evaluations.rglob("*")
+                          if p.is_file() and p.suffix in {".png", ".json"}) if evaluations.exists() else []
+        store = remote_store(base)
+        evaluations = store.path("evaluations")
+        prefix = str(store.path("x"))[:-1]
+        return sorted(str(p).removeprefix(prefix) for p in evaluations.rglob("*")
+                      if p.suffix in {".png", ".json"} and p.is_file()) if evaluations.exists() else []
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
-        base = current_root()
-        evaluations = base / "evaluations"
-        items = sorted(p.relative_to(base).as_posix() for p in evaluations.rglob("*")
-                       if p.is_file() and p.suffix in {".png", ".json"}) if evaluations.exists() else []
+        items = listing(current_root())
         rows = "".join(f'<li><a href="{URL_PREFIX}/files/{html.escape(i)}">{html.escape(i)}</a></li>' for i in items)
         page = f"<html><body><h1>ragops evaluations</h1><ul>{rows or '<li>none yet</li>'}</ul></body></html>"
         return HTMLResponse(page, headers={"X-Content-Type-Options": "nosniff"})
 
     @app.get("/files/{rel:path}")
     def serve(rel: str) -> Any:
-        found = safe_file(current_root(), rel)
-        if found is None:
-            raise HTTPException(404, "no such artifact")  # the path is not echoed back
-        download = found.suffix.lower() in DOWNLOAD_ONLY
-        return FileResponse(found, headers=SECURITY_HEADERS, filename=found.name if download else None,
-                            content_disposition_type="attachment" if download else "inline")
+        base = current_root()
+        if isinstance(base, Path):
+            found = safe_file(base, rel)
+            if found is None:
+                raise HTTPException(404, "no such artifact")  # the path is not echoed back
+            download = found.suffix.lower() in DOWNLOAD_ONLY
+            return FileResponse(found, headers=SECURITY_HEADERS, filename=found.name if download else None,
+                                content_disposition_type="attachment" if download else "inline")
+        key = safe_rel(rel)
+        try:
+            data = remote_store(base).read_bytes(key) if key else None
+        except (FileNotFoundError, IsADirectoryError, ValueError):
+            data = None
+        if data is None or key is None:
+            raise HTTPException(404, "no such artifact")
+        name = PurePosixPath(key).name
+        headers = dict(SECURITY_HEADERS)
+        if PurePosixPath(key).suffix.lower() in DOWNLOAD_ONLY:
+            headers["Content-Disposition"] = f'attachment; filename="{name.replace(chr(34), "")}"'
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return Response(data, media_type=media_type, headers=headers)
 
     return app
 

@@ -143,7 +143,8 @@ def test_the_root_is_the_tasks_setting_variable_first(plugin, tmp_path, monkeypa
     monkeypatch.setenv("AIRFLOW_VAR_RAGOPS_ARTIFACT_ROOT", str(from_variable))
     assert plugin.artifact_root() == from_variable.resolve()
     monkeypatch.setenv("AIRFLOW_VAR_RAGOPS_ARTIFACT_ROOT", "s3://aws_default@bucket/ragops")
-    assert plugin.artifact_root() is None
+    assert plugin.artifact_root() is None  # not a local folder: browsed through the ArtifactStore
+    assert plugin.artifact_root_uri() == "s3://aws_default@bucket/ragops"  # (tests/integration: on MinIO)
 
 
 def test_the_variable_name_is_the_one_the_tasks_read(plugin):

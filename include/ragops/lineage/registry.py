@@ -456,6 +456,62 @@ class Registry:
         """The corpus snapshot a collection was built from (through its chunk set)."""
         return next((a for a in self.ancestors(collection_id) if a["kind"] == ArtifactKind.CORPUS), None)
 
+    # -- read-only views for the control plane (ragops.control_plane) -----------------------
+    def artifacts_by_id(self, ids: Iterable[int]) -> dict[int, Artifact]:
+        ids = sorted(set(ids))
+        with self.transaction() as cur:
+            cur.execute(f"SELECT {_ARTIFACT_COLS} FROM artifacts WHERE id = ANY(%s)", (ids,))
+            return {a.id: a for a in map(_artifact, cur.fetchall()) if a is not None}
+
+    def created_at(self, ids: Iterable[int]) -> dict[int, Any]:
+        """When each artifact was first recorded (an audit time: shown, never decided on)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT id, created_at FROM artifacts WHERE id = ANY(%s)", (sorted(set(ids)),))
+            return {r["id"]: r["created_at"] for r in cur.fetchall()}
+
+    def artifact_names(self, kind: str) -> list[str]:
+        with self.transaction() as cur:
+            cur.execute("SELECT DISTINCT name FROM artifacts WHERE kind = %s ORDER BY name", (kind,))
+            return [r["name"] for r in cur.fetchall()]
+
+    def aliases(self, kind: str = AliasKind.COLLECTION) -> list[str]:
+        with self.transaction() as cur:
+            cur.execute("SELECT alias FROM aliases WHERE kind = %s ORDER BY alias", (kind,))
+            return [r["alias"] for r in cur.fetchall()]
+
+    def alias_timeline(self, kind: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """Alias moves with their times (of one alias, or all of a kind), oldest first."""
+        with self.transaction() as cur:
+            cur.execute("SELECT alias, from_artifact_id, to_artifact_id, reason, run_key, changed_at FROM alias_history"
+                        " WHERE kind = %s AND (%s IS NULL OR alias = %s) ORDER BY id", (kind, alias, alias))
+            return [dict(r) for r in cur.fetchall()]
+
+    def stage_timeline(self, kind: str) -> list[dict[str, Any]]:
+        """Every stage change of every artifact of ``kind``, with its time, oldest first."""
+        with self.transaction() as cur:
+            cur.execute("SELECT h.artifact_id, a.name, a.version, h.from_stage, h.to_stage, h.reason, h.run_key,"
+                        " h.changed_at FROM stage_history h JOIN artifacts a ON a.id = h.artifact_id"
+                        " WHERE a.kind = %s ORDER BY h.id", (kind,))
+            return [dict(r) for r in cur.fetchall()]
+
+    def neighbourhood(self, artifact_id: int) -> tuple[set[int], list[dict[str, Any]]]:
+        """An artifact's whole upstream and downstream lineage: the artifact ids, and the edges among them."""
+        with self.transaction() as cur:
+            cur.execute("SELECT ancestor_id AS id FROM v_lineage WHERE child_id = %s"
+                        " UNION SELECT child_id FROM v_lineage WHERE ancestor_id = %s", (artifact_id, artifact_id))
+            ids = {artifact_id} | {r["id"] for r in cur.fetchall()}
+            cur.execute("SELECT parent_id, child_id, relation FROM artifact_edges"
+                        " WHERE parent_id = ANY(%s) AND child_id = ANY(%s) ORDER BY parent_id, child_id",
+                        (sorted(ids), sorted(ids)))
+            return ids, [dict(r) for r in cur.fetchall()]
+
+    def run_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest runs, newest first, with their summaries and fallbacks."""
+        with self.transaction() as cur:
+            cur.execute("SELECT run_key, dag_id, run_id, status, summary, fallbacks, started_at, finished_at"
+                        " FROM runs ORDER BY started_at DESC, run_key LIMIT %s", (limit,))
+            return [dict(r) for r in cur.fetchall()]
+
 
 def _json(obj: Any) -> psycopg2.extras.Json:
     return psycopg2.extras.Json(json.loads(json.dumps(obj, default=str)))
