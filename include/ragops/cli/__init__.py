@@ -6,6 +6,7 @@
     python -m ragops evaluate --path ../shared/data/scifact-dev --collection SciFact --split dev-eval
     python -m ragops lineage live | versions --alias RagDocs | show --artifact 12 | runs | documents
     python -m ragops report
+    python -m ragops register-eval-set --beir ../shared/data/scifact-dev --split dev-eval
     python -m ragops rollback --alias RagDocs --version 3
 
 Settings come from the environment (scripts/env.sh sets the local ones): RAGOPS_PG_DSN,
@@ -19,7 +20,7 @@ import argparse
 import logging
 import sys
 
-from ragops.cli import index, labels, loop, query, report
+from ragops.cli import eval_sets, index, labels, loop, query, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_commands(sub)
     query.add_commands(sub)
     labels.add_commands(sub)
+    eval_sets.add_commands(sub)
     return parser
 
 
