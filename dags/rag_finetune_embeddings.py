@@ -22,6 +22,14 @@ Finetunes the embedding model on the synthetic query dataset and promotes it onl
    Skipped when the gate rejected, so nothing downstream runs.
 7. **close_run**: records the outcome and pushes the run's lineage summary to XCom.
 
+**Approval (opt-in)**: with the param `require_approval` true for a run, or the Variable
+`ragops_require_approval` listing `rag_finetune_embeddings` (a run's `false` still wins),
+`approve_promotion` waits after a gate that would promote for a person to approve or reject in the
+run's **Required actions**, showing the gate's decision, delta and reasons. Unanswered after
+`approval_timeout_hours`, it is rejected. A rejection skips the promotion (production stays as it
+was) and records who, when and why on the gate's evaluation artifact and in the run summary. Off
+(the default), the step passes at once.
+
 Roll back with `rag_model_rollback`.
 
 **Schedule**: on each new usable dataset (`ragops://dataset/synthetic-queries`), or manually.
@@ -36,7 +44,7 @@ default local), `ragops_artifact_root` (object storage for pods), `ragops_lineag
 **Params** (`ragops.training.params.FinetuneParams`): `dataset_version`, `base_model`, `epochs`,
 `batch_size`, `lr`, `matryoshka_dims`, `max_steps`, `checkpoint_steps`, `seed`, `margin`,
 `guard_tolerance`, `ks`, `compute`, `golden_queries`, `beir_folder`, `beir_split`,
-`beir_max_queries`, `beir_distractors`.
+`beir_max_queries`, `beir_distractors`, `require_approval`, `approval_timeout_hours`.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from airflow.sdk import Asset, dag
 
 from ragops.models import ModelRef, Promotion
 from ragops.orchestration import DEFAULT_ARGS, TaskRuntime, airflow_params, ragops_task, run_closer, run_opener
+from ragops.orchestration.hitl import gate_approval
 from ragops.orchestration.pod import training_fallbacks
 from ragops.runs import RunRef
 from ragops.training.params import FinetuneParams
@@ -109,7 +118,8 @@ def rag_finetune_embeddings():
     inputs = resolve_inputs(run)
     candidate = register_candidate(inputs, train(inputs))
     decision = gate(inputs, candidate, evaluate(inputs, candidate))
-    promote(inputs, decision) >> run_closer(summarize)(run)
+    approval = gate_approval("approve_promotion", gate_task="gate", spec=FinetuneParams, what="the promotion")
+    decision >> approval >> promote(inputs, decision) >> run_closer(summarize)(run)
 
 
 rag_finetune_embeddings()

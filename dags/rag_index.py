@@ -6,12 +6,21 @@ Keeps a vector collection in step with its documents, every night, safely.
 Each run loads the sources, checks them (great-expectations), chunks them along their structure
 within the embedding model's token limit, checks the chunks, and writes a **new versioned
 collection**: unchanged chunks keep their vectors (copied from the live collection), new and
-changed ones are embedded in shards mapped over Airflow workers, deleted ones are left out. A gate
+changed ones are embedded in shards mapped over Airflow workers (param `embed_compute`: in the
+task on the worker's CPU by default, or `include/ragops/indexing/embed_shard.py` in a local process
+or in one GPU pod per shard, with the trainers' image and settings), deleted ones are left out. A gate
 (object count, vector dimension, retrieval smoke test, golden-query nDCG@10 against the live
 collection) decides; only then is the alias swapped (blue/green), under the alias' lock and only
 if no rollback moved it meanwhile. The last `keep_versions` usable versions are kept for
 comparison and rollback (`rag_collection_rollback`). Sources whose files are unchanged since the
 last snapshot are not parsed again.
+
+**Approval (opt-in)**: with the param `require_approval` true for a run, or the Variable
+`ragops_require_approval` listing `rag_index` (e.g. `["rag_index"]`; a run's `false` still wins),
+`approve_swap` waits after a passing gate for a person to approve or reject the swap in the run's
+**Required actions**, showing the gate's checks. Unanswered after `approval_timeout_hours`, it is
+rejected. A rejection skips the swap (what is live stays live) and records who, when and why on
+the gate's evaluation artifact and in the run summary. Off (the default), the step passes at once.
 
 A data-quality or gate failure stops the run before anything goes live, is recorded in the
 lineage registry and raises an alert. `close_run` records the outcome and pushes the run's
@@ -25,14 +34,19 @@ alias moves.
 **Connections**: `ragops_postgres` (lineage registry, required); `ragops_weaviate` (optional: without
 it the embedded LanceDB store is used, a named fallback); `ragops_slack`, `ragops_smtp` (optional alerts).
 
-**Variables**: `ragops_lineage_schema`, `ragops_artifact_root` (a local path or an object-storage URI such
+**Connections for GPU shards** (`embed_compute=kubernetes`): `kubernetes_default` (or the `kubernetes_conn_id`
+of `ragops_training`); the artifact root must then be object storage.
+
+**Variables**: `ragops_training` (for `embed_compute` local|kubernetes: image, namespace, gpus, node_selector,
+tolerations, secret_env...), `ragops_lineage_schema`, `ragops_artifact_root` (a local path or an object-storage URI such
 as `s3://aws_default@bucket/ragops`), `ragops_vector_dir` (embedded store only).
 
 **Pools**: `vector_store` bounds concurrent writers.
 
 **Params** (`ragops.indexing.params.IndexParams`): `sources`, `chunk_strategy`, `chunk_size`,
 `chunk_overlap`, `embedding_model`, `alias`, `mode` (full | incremental), `keep_versions`,
-`on_bad_input`, `golden_queries`, gate thresholds.
+`on_bad_input`, `shard_size`, `batch_size`, `embed_compute` (worker | local | kubernetes), `golden_queries`,
+gate thresholds, `require_approval`, `approval_timeout_hours`.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from ragops.indexing.params import IndexParams
 from ragops.indexing.records import ChunkSet, CorpusSnapshot, GateReport, IndexRun, Plan, Quality, Shard, Swap
 from ragops.indexing.summary import summarize
 from ragops.orchestration import DEFAULT_ARGS, TaskRuntime, airflow_params, ragops_task, run_closer, run_opener
+from ragops.orchestration.hitl import gate_approval
 from ragops.runs import RunRef
 from ragops.vocabulary import COLLECTION_ASSET_ALIAS, MODEL_ASSET_URI, VECTOR_STORE_POOL
 
@@ -141,7 +156,11 @@ def rag_index():
     chunks = chunk(index_run, corpus, validate_documents(index_run, corpus))
     planned = plan(index_run, chunks, validate_chunks(index_run, chunks))
     embedded = embed_shard.partial(run=index_run).expand(shard=shards(planned))
-    swapped = swap_alias(index_run, planned, gate(index_run, planned, chunks, embedded))
+    gated = gate(index_run, planned, chunks, embedded)
+    approval = gate_approval("approve_swap", gate_task="gate", plan_task="plan", spec=IndexParams,
+                             what="the alias swap")
+    swapped = swap_alias(index_run, planned, gated)
+    gated >> approval >> swapped
     cleanup(swapped) >> run_closer(summarize)(run)
 
 

@@ -15,6 +15,15 @@ content-hashed: identical inputs give the same version. A failed suite records t
 `failed_dq`, raises an alert and publishes nothing. A sample is exported for **human review**
 (`reviews/...` in the artifact store, columns `id, query, positive, decision, edited_query`);
 a run with `review_labels` set imports a filled-in file into a new dataset version instead.
+
+**Review before publishing (opt-in)**: with the param `require_approval` true for a run, or the
+Variable `ragops_require_approval` listing `rag_synthetic_data` (a run's `false` still wins),
+`review_dataset` waits, after the review sample is exported, for a person to choose in the run's
+**Required actions**: *Accept all* (publish as is), *Use review file* (apply the filled-in sample,
+or the file named in the form's `review_file`, as a new reviewed version and publish that), or
+*Reject* (publish nothing; the version is marked rejected and never trained on). Unanswered after
+`approval_timeout_hours`, it is rejected. Who, when and why are recorded on the dataset artifact
+and in the run summary. Off (the default), the step passes at once.
 `close_run` records the outcome (`noop` when the same inputs gave the version already registered)
 and pushes the run's lineage summary to XCom.
 
@@ -43,7 +52,7 @@ offline generator runs, a named fallback); `ragops_weaviate` (optional); `ragops
 `questions_per_chunk`, `generator`, `llm_model`, `temperature`, `max_tokens`, `concurrency`, `budget_max_tokens`,
 `budget_max_usd`, prices, `prompt`, query length bounds, `near_duplicate_jaccard`, `round_trip` + `round_trip_k`,
 `hard_negatives` + `negatives_k`, `test_ratio`, `seed`, `max_doc_share`, `review_sample_size`, `review_format`,
-`review_labels` + `review_dataset_id`.
+`review_labels` + `review_dataset_id`, `require_approval`, `approval_timeout_hours`.
 """
 
 from __future__ import annotations
@@ -52,7 +61,9 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from ragops.approval import LabelReviewResult
 from ragops.orchestration import DEFAULT_ARGS, TaskRuntime, airflow_params, ragops_task, run_closer, run_opener
+from ragops.orchestration.hitl import label_review
 from ragops.runs import RunRef
 from ragops.synthetic.params import SyntheticParams, first_task_of_mode, generator_fallbacks
 from ragops.synthetic.records import (
@@ -156,11 +167,12 @@ def rag_synthetic_data():
         return review.import_review(rt, params, run)
 
     @ragops_task(outlets=[Asset(DATASET_ASSET_URI)], trigger_rule="none_failed_min_one_success")
-    def publish(rt: TaskRuntime, dataset: DatasetVersion | None, reviewed: ReviewImport | None) -> Publication:
+    def publish(rt: TaskRuntime, dataset: DatasetVersion | None, reviewed: ReviewImport | None,
+                review: LabelReviewResult | None) -> Publication:
         """Emits the dataset asset, and only for a new usable version: otherwise it skips (no event)."""
         from ragops.synthetic.publish import publish_dataset
 
-        return publish_dataset(dataset, reviewed)
+        return publish_dataset(dataset, reviewed or (review and review.labels))
 
     run = run_opener(SyntheticParams, extra_fallbacks=generator_fallbacks)()
     synth = prepare(run)
@@ -172,7 +184,12 @@ def rag_synthetic_data():
     dataset = register(synth, split_set, validate(synth, split_set), generated, filtered, negatives)
     reviewed = import_review(run)
     choose_mode(run) >> [synth, reviewed]
-    [publish(dataset, reviewed), export_review(dataset)] >> run_closer(summarize)(run)
+    exported = export_review(dataset)
+    review = label_review("review_dataset", dataset_task="register", export_task="export_review",
+                          publish_task="publish")
+    published = publish(dataset, reviewed, review.output)
+    exported >> review >> published
+    [published, exported] >> run_closer(summarize)(run)
 
 
 rag_synthetic_data()

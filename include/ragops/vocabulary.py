@@ -178,6 +178,9 @@ MODEL_CACHE_DIR = "/tmp/ragops-models"
 LEARNING_RATE = 2e-5
 MATRYOSHKA_DIMS = (384, 256, 128, 64)
 PROMPT_NAME = "query_generation.v1"
+# How long an LLM answer, once paid, waits for the registry (a Postgres restart or failover) before
+# the task fails; a failed write would make the task's retry pay for the same answer again.
+LLM_CACHE_WRITE_PATIENCE_S = 60.0
 LLM_MODEL_NAME = "llm"                    # the registry name of the finetuned LLM's versions (and its adapters)
 INSTRUCTION_DATASET_NAME = "llm-instructions"   # the registry name of the LLM's instruction datasets
 LLM_LEARNING_RATE = 2e-4

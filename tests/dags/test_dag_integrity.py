@@ -23,6 +23,8 @@ SCHEDULES = {
     "rag_train_reranker": ("0 5 * * 1", ["ragops://dataset/synthetic-queries"]),
     "rag_finetune_llm": (None, ["ragops://dataset/synthetic-queries"]),
     "rag_llm_rollback": (None, []),
+    "rag_evaluate": ("0 6 * * *", ["ragops://collection/RagDocs", "ragops://model/embeddings", "ragops://model/reranker"]),
+    "rag_reranker_rollback": (None, []),
 }
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ragops.approval import approval_timeout_param, require_approval_param
 from ragops.errors import InvalidInput
 from ragops.params import ParamSpec, param
 from ragops.sources.core import DEFAULT_MAX_FILES, DEFAULT_MAX_TOTAL_BYTES, MAX_FILE_BYTES_LIMIT
-from ragops.vocabulary import ALIAS_PATTERN, DEFAULT_ALIAS, SearchMode
+from ragops.vocabulary import ALIAS_PATTERN, DEFAULT_ALIAS, EmbedCompute, SearchMode
 
 MODES = ("incremental", "full")
 STRATEGIES = ("structure", "fixed")
@@ -47,6 +48,10 @@ class IndexParams(ParamSpec):
                                  minimum=1, maximum=MAX_TOTAL_BYTES_LIMIT)
     shard_size: int = param(1024, "Chunks per mapped embedding task.", minimum=1)
     batch_size: int = param(64, "Texts per encode/upsert batch.", minimum=1)
+    embed_compute: str = param(EmbedCompute.WORKER.value, "Where shards are encoded: worker (in the task, CPU), "
+                                                          "local (embed_shard.py in a local process) or kubernetes "
+                                                          "(one GPU pod per shard, configured by ragops_training).",
+                               enum=[c.value for c in EmbedCompute])
     # The smoke check catches a broken collection (vectors not matching their objects, a wrong
     # model), which scores near 0; real collections score 0.85-0.95 (bench/README.md). 50 samples
     # keep the sampling noise well below the gap. Quality regressions are the golden check's job.
@@ -59,6 +64,9 @@ class IndexParams(ParamSpec):
     ndcg_tolerance: float = param(0.02, "Allowed nDCG@10 drop against live.", minimum=0)
     max_duplicate_ratio: float = param(0.2, "Data quality: the largest share of duplicate documents or chunks.",
                                        minimum=0, maximum=1)
+    # Human in the loop (opt-in): a person confirms the swap; unanswered, nothing moves.
+    require_approval: bool | None = require_approval_param("the alias swap")
+    approval_timeout_hours: float = approval_timeout_param()
 
     def check(self) -> None:
         if self.chunk_overlap >= self.chunk_size:

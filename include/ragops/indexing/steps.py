@@ -23,7 +23,7 @@ from ragops.indexing.records import ChunkSet, CorpusSnapshot, IndexRun, Plan, Qu
 from ragops.progress import Progress
 from ragops.runs import RunRef
 from ragops.services import Services
-from ragops.vocabulary import ArtifactKind, Relation, Status
+from ragops.vocabulary import ArtifactKind, EmbedCompute, Relation, Status
 
 if TYPE_CHECKING:
     from ragops.embedding import Embedder
@@ -344,7 +344,12 @@ def model_dimension(path: str) -> int:
 # -- 5. embed one shard -------------------------------------------------------------------------
 def embed_shard(svc: Services, params: IndexParams, run: IndexRun, shard: Shard,
                 embedder: Embedder | None = None) -> ShardResult:
-    """Embeds one shard of the plan and upserts it batch by batch (progress survives a crash)."""
+    """Embeds one shard of the plan and upserts it batch by batch (progress survives a crash).
+    ``embed_compute`` local or kubernetes: embed_shard.py encodes it elsewhere (``shard_compute``)."""
+    if params.embed_compute != EmbedCompute.WORKER:
+        from ragops.indexing.shard_compute import embed_shard_elsewhere
+
+        return embed_shard_elsewhere(svc, params, run, shard)
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -11,7 +11,9 @@
   else is retried by Airflow;
 - a returned record with ``skip_reason`` set is pushed to XCom and the task skipped (nothing new
   went live: downstream work and asset events are skipped), and a record's ``asset_events``
-  are emitted through the task's outlets (an ``AssetAlias`` names the asset at run time).
+  are emitted through the task's outlets (an ``AssetAlias`` names the asset at run time);
+- the registry artifacts the task read and wrote reach Airflow's OpenLineage integration as its
+  input and output datasets (``ragops.orchestration.openlineage``).
 
 ``run_opener`` and ``run_closer`` make each DAG's first and last task: one run lifecycle.
 """
@@ -25,6 +27,7 @@ import types
 import typing
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from ragops import runs
@@ -35,6 +38,7 @@ from ragops.runs import RunRef
 from ragops.services import Services
 
 if typing.TYPE_CHECKING:
+    from ragops.artifact_access import RecordingRegistry
     from ragops.training.compute import PodTrainer, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,16 @@ class TaskRuntime(Services):
         super().__init__(settings, channels=connections.alert_channels(), llm=connections.llm_endpoint(),
                          artifact_root_path=connections.artifact_root_path(settings))
         self.context = context
+
+    @cached_property
+    def registry(self) -> RecordingRegistry:
+        """The lineage registry, noting the artifacts this task touches in ``registry.access`` (its
+        OpenLineage datasets); tasks never migrate."""
+        from ragops.artifact_access import RecordingRegistry
+
+        registry = RecordingRegistry(self.settings.pg_dsn, self.settings.schema)
+        registry.require_current()
+        return registry
 
     def training_config(self, compute: str | None = None) -> TrainingConfig:
         from ragops.orchestration.pod import load_config
@@ -125,11 +139,15 @@ def airflow_outcomes() -> Generator[None, None, None]:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
-def ragops_task(python_callable: Callable[..., Any] | None = None, **task_kwargs: Any) -> Any:
-    """``@task`` with ragops' defaults and runtime (see the module docstring)."""
+def ragops_task(python_callable: Callable[..., Any] | None = None, *, report_lineage: bool = True,
+                **task_kwargs: Any) -> Any:
+    """``@task`` with ragops' defaults and runtime (see the module docstring). ``report_lineage=False``:
+    the task's registry reads are bookkeeping, not inputs (``close_run``)."""
 
     def decorate(fn: Callable[..., Any]) -> Any:
-        from airflow.sdk import task
+        from airflow.sdk.bases.decorator import task_decorator_factory
+
+        from ragops.orchestration.openlineage import RagopsTaskOperator, leave_ledger
 
         signature = inspect.signature(fn)
         exposed = [p for name, p in list(signature.parameters.items())[1:] if name != "params"]
@@ -150,11 +168,14 @@ def ragops_task(python_callable: Callable[..., Any] | None = None, **task_kwargs
                     result = fn(rt, **values)
                     return _finish(rt, result)
             finally:
+                if report_lineage and "registry" in rt.__dict__:
+                    leave_ledger(context, rt.registry, rt.registry.access)
                 rt.close()
 
         body.__signature__ = signature.replace(parameters=exposed, return_annotation=inspect.Signature.empty)
         body.__annotations__ = {}
-        return task(body, **{"multiple_outputs": False, **task_kwargs})
+        return task_decorator_factory(body, decorated_operator_class=RagopsTaskOperator,
+                                      **{"multiple_outputs": False, **task_kwargs})
 
     return decorate(python_callable) if python_callable is not None else decorate
 
@@ -209,14 +230,19 @@ def run_closer(summarize: Summarize, **task_kwargs: Any) -> Any:
     truth. Its return value is the run's lineage summary in XCom."""
 
     # Its own failure only reports the others' (already alerted): no second alert.
-    @ragops_task(task_id="close_run", trigger_rule="all_done", on_failure_callback=None, **task_kwargs)
+    @ragops_task(task_id="close_run", trigger_rule="all_done", on_failure_callback=None, report_lineage=False,
+                 **task_kwargs)
     def close_run(rt: TaskRuntime, run: RunRef | None) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
+
+        from ragops.approval import approvals_in
 
         failed = rt.failed_tasks()
         if run is None:
             raise AirflowFailException(f"{rt.dag_id} failed before its run was recorded: {failed}")
-        summary = summarize(rt, run, rt.results())
+        results = rt.results()
+        # A person's approval or rejection (who, when, why) is part of what the run did.
+        summary = {**summarize(rt, run, results), **approvals_in(results)}
         status = runs.close_run(rt, run, summary, failed_tasks=failed)
         if failed:
             raise AirflowFailException(f"{rt.dag_id} failed at {failed}; what was live stays live")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ragops.approval import approval_timeout_param, require_approval_param
 from ragops.errors import InvalidInput
 from ragops.params import ParamSpec, param
 from ragops.synthetic.review import FORMATS
@@ -72,6 +73,10 @@ class SyntheticParams(ParamSpec):
     review_labels: str = param("", "Import mode: a filled-in review file (path in the artifact store, e.g. "
                                    "reviews/.../labels.jsonl); the run then only imports it as a new version.")
     review_dataset_id: int | None = param(None, "Import mode: the dataset artifact id the labels refer to.")
+    # Human in the loop (opt-in): a person reviews a new version's labels before it is published.
+    require_approval: bool | None = require_approval_param("the new dataset version's publication (accept all, "
+                                                           "reject, or apply a filled-in review file)")
+    approval_timeout_hours: float = approval_timeout_param()
 
     def check(self) -> None:
         if self.min_query_words > self.max_query_words:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ragops.approval import approval_timeout_param, require_approval_param
 from ragops.params import ParamSpec, param
 from ragops.training.evaluate import DEFAULT_KS
 from ragops.training.gate import DEFAULT_GUARD_TOLERANCE, DEFAULT_MARGIN
@@ -50,6 +51,9 @@ class FinetuneParams(ParamSpec):
                                          minimum=1)
     beir_distractors: int = param(1000, "With beir_max_queries: how many other BEIR documents join the corpus.",
                                   minimum=0)
+    # Human in the loop (opt-in): a person confirms the promotion; unanswered, nothing is promoted.
+    require_approval: bool | None = require_approval_param("the promotion")
+    approval_timeout_hours: float = approval_timeout_param()
 
 
 @dataclass(frozen=True)
