@@ -79,6 +79,7 @@ class LLMTestServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     hang_after: int | None = None       # from this many 200 answers on, every request hangs
     in_flight: int = 0                  # requests being answered now (hanging ones not counted)
+    storm_replies: Counter = field(default_factory=Counter)  # "429" / "stalled" -> requests refused by a storm
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -128,6 +129,32 @@ class LLMTestServer:
         """Lets hanging requests go (their connections are dropped without an answer)."""
         self._released.set()
 
+    def storm(self, seconds: float, *, retry_after: str = "1", stall_s: float = 0.0) -> None:
+        """A rate-limit storm for ``seconds`` from the next request on: every request is refused,
+        429 with ``Retry-After``; with ``stall_s``, every other one is instead held that long (past
+        the client's timeout) and its connection dropped unanswered. Nothing refused is answered
+        (or paid) later. The storm ends by itself: then the server answers again."""
+        with self._lock:
+            self._storm = (seconds, retry_after, stall_s)
+            self._storm_started: float | None = None
+
+    def _storm_reply(self) -> Reply | None:
+        storm = getattr(self, "_storm", None)
+        if storm is None:
+            return None
+        seconds, retry_after, stall_s = storm
+        now = time.monotonic()
+        if self._storm_started is None:
+            self._storm_started = now
+        if now - self._storm_started >= seconds:
+            return None
+        refused = sum(self.storm_replies.values())
+        if stall_s and refused % 2:
+            self.storm_replies["stalled"] += 1
+            return Reply(status=0, delay_s=stall_s)
+        self.storm_replies["429"] += 1
+        return Reply(status=429, retry_after=retry_after)
+
     def enqueue(self, *replies: Reply) -> None:
         with self._lock:
             self.script.extend(replies)
@@ -146,6 +173,7 @@ class LLMTestServer:
             reply = self.script.pop(0) if self.script else Reply()
             if self.hang_after is not None and self.answered_total >= self.hang_after:
                 reply = Reply(hang=True)
+            reply = self._storm_reply() or reply
         if h.path.rstrip("/") != "/v1/chat/completions":
             self._send(h, 404, _error("Not found", "invalid_request_error"))
             return
@@ -154,6 +182,10 @@ class LLMTestServer:
             return
         if reply.hang:
             self._released.wait()
+            h.close_connection = True
+            return None
+        if reply.status == 0:  # a storm's stall: held, then dropped without an answer
+            time.sleep(reply.delay_s)
             h.close_connection = True
             return None
         with self._lock:

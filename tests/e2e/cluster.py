@@ -56,6 +56,9 @@ class Process:
     name: str
     popen: subprocess.Popen
     log: Path
+    args: list[str] = field(default_factory=list)   # how to start it again (a supervisor's restart)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    cwd: Path | None = None
 
     def tail(self, chars: int = 3000) -> str:
         try:
@@ -72,12 +75,50 @@ class Cluster:
     def start(self, name: str, args: list[str], env: dict[str, str], cwd: Path) -> Process:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         log = self.root / "logs" / f"{name}.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:  # a restarted component appends to its log
             popen = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
-        proc = Process(name, popen, log)
+        proc = Process(name, popen, log, list(args), dict(env), cwd)
         self.processes.append(proc)
         return proc
+
+    def process(self, name: str) -> Process:
+        return next(p for p in self.processes if p.name == name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to the component and every process it started, as a host or container crash
+        would; no clean-up runs. (Airflow's task supervisor puts each task process in a process
+        group of its own, so the component's group alone would leave the task running.)"""
+        import psutil
+
+        proc = self.process(name)
+        try:
+            tree = [psutil.Process(proc.popen.pid), *psutil.Process(proc.popen.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        proc.popen.wait(timeout=30)
+        psutil.wait_procs(tree, timeout=30)
+
+    def restart(self, name: str) -> Process:
+        """Starts a (dead or killed) component again with its command and environment."""
+        proc = self.process(name)
+        if proc.popen.poll() is None:
+            self.kill(name)
+        self.processes.remove(proc)
+        return self.start(name, proc.args, proc.env, proc.cwd or Path.cwd())
+
+    def revive(self) -> list[str]:
+        """What a supervisor (compose's ``restart: unless-stopped``) does: restarts every component
+        that exited. Returns their names."""
+        dead = [p.name for p in self.processes if p.popen.poll() is not None]
+        for name in dead:
+            self.restart(name)
+        return dead
 
     def check_alive(self) -> None:
         dead = [p for p in self.processes if p.popen.poll() is not None]

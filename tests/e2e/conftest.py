@@ -2,14 +2,17 @@
 
 One session fixture, ``cluster``, starts what docker/compose.yaml runs (tests/e2e/topology.py
 holds both to one description): Redis (Debian's redis-server) as the broker, a metadata DB of its
-own (``airflow_e2e`` in the private Postgres, results backend included) and an AIRFLOW_HOME under
+own (``airflow_e2e``, results backend included) and an AIRFLOW_HOME under
 ``.local/e2e``; then ``airflow scheduler``, ``dag-processor``, ``api-server`` (127.0.0.1, a free
 port) and ``triggerer``, and two ``airflow celery worker`` processes, each with its own HOME,
 TMPDIR, model cache, log folder and host name, as two hosts would have. Lineage goes to a schema
 unique to the session, artifacts to a unique prefix on the real MinIO, vectors to a unique alias
-on the real Weaviate. Everything is stopped and removed at the end, whatever happened; the
-components' logs stay in ``.local/e2e/logs`` (and each worker's task logs in its home) for a
-post-mortem until the next session.
+on the real Weaviate. The Postgres, Weaviate and MinIO are the tier's own (fixture ``backing``,
+tests/e2e/backing.py: free loopback ports, data in ``.local/e2e-backing``), so the fault tests
+(tests/e2e/test_faults.py, run last) may restart them; an OpenAI-compatible test server
+(tests/llm_server.py) stands behind ``ragops_llm``. Everything is stopped and removed at the end,
+whatever happened; the components' logs stay in ``.local/e2e/logs`` (and each worker's task logs
+in its home) for a post-mortem until the next session.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ _SCRUB_PREFIXES = ("AIRFLOW", "RAGOPS_", "WEAVIATE_", "MINIO_", "AWS_", "PYTHONP
 pytestmark = pytest.mark.e2e
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault tests run last on the session's cluster: the lifecycle tests expect it fresh."""
+    items.sort(key=lambda item: item.path.name == "test_faults.py")
+
+
 @dataclass
 class Host:
     """One worker's private state, as a separate machine would have it."""
@@ -75,6 +83,8 @@ class E2E:
     hosts: dict[str, Host]
     corpus: Path
     triggered: list[tuple[str, str]] = field(default_factory=list)
+    backing: Any = None     # tests.e2e.backing.Backing: the servers the fault tests restart
+    llm: Any = None         # tests.llm_server.LLMTestServer behind the ragops_llm connection
 
     def registry(self) -> Any:
         from ragops.lineage import Registry
@@ -194,19 +204,32 @@ def _psql_admin(pg_dsn: str, *statements: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster(pytestconfig, pg_dsn) -> Iterator[E2E]:
+def backing(pytestconfig) -> Iterator[Any]:
+    """The tier's own Postgres, Weaviate and MinIO (tests/e2e/backing.py): the fault tests restart
+    them, so they are never the shared servers of other sessions."""
+    from tests.e2e.backing import Backing
+    from tests.services import GO_MISSING, skip_loudly
+
+    servers = Backing()
+    if servers.build() == GO_MISSING:
+        skip_loudly(pytestconfig, "Weaviate/MinIO", "Go is not installed, so scripts/services.sh cannot build them")
+    try:
+        yield servers.start()
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(pytestconfig, backing) -> Iterator[E2E]:
     from urllib.parse import urlparse
 
-    from tests.services import ServiceUnavailable, ensure_service, skip_loudly
+    from tests.llm_server import LLMTestServer
+    from tests.services import skip_loudly
 
     if shutil.which("redis-server") is None:
         skip_loudly(pytestconfig, "Redis", "redis-server is not installed", "scripts/setup.sh installs it")
-    try:
-        weaviate = ensure_service(pytestconfig, "weaviate") if not os.environ.get("WEAVIATE_URL") else dict(os.environ)
-        minio = (ensure_service(pytestconfig, "minio") if not os.environ.get("MINIO_ENDPOINT_URL")
-                 else dict(os.environ))
-    except ServiceUnavailable as exc:
-        skip_loudly(pytestconfig, "Weaviate/MinIO", str(exc))
+    pg_dsn = backing.pg_dsn
+    weaviate, minio = backing.service_env("weaviate"), backing.service_env("minio")
 
     started = time.monotonic()
     run_id = uuid.uuid4().hex[:8]
@@ -236,6 +259,16 @@ def cluster(pytestconfig, pg_dsn) -> Iterator[E2E]:
                                                  passwords_file=str(passwords))
     # the folders a run's params may read (the corpus stands for a volume both workers mount)
     env["AIRFLOW_VAR_RAGOPS_ALLOWED_ROOTS"] = json.dumps([str(corpus.parent)])
+    # a killed worker's task is found by its missing heartbeat (default 300 s), and retried soon
+    # (the deployment's task policy, _FAST_RETRIES): the fault tests wait for both
+    env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] = "30"
+    env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL"] = "3"
+    (home / "config").mkdir()
+    (home / "config" / "airflow_local_settings.py").write_text(_FAST_RETRIES)
+    llm = LLMTestServer(api_key=secrets.token_urlsafe(16)).start()
+    env["AIRFLOW_CONN_RAGOPS_LLM"] = json.dumps({
+        "conn_type": "http", "host": llm.base_url, "password": llm.api_key,
+        "extra": {"model": "e2e-model", "timeout_s": 2, "max_attempts": 6}})
     e2e_cluster = Cluster(E2E_ROOT)
     hosts: dict[str, Host] = {}
     api: AirflowApi | None = None
@@ -299,12 +332,13 @@ def cluster(pytestconfig, pg_dsn) -> Iterator[E2E]:
         for dag_id in DAG_IDS:
             api.set_paused(dag_id, False)
         e2e = E2E(api, e2e_cluster, run_id, f"E2e{run_id}", schema, pg_dsn, endpoints.bucket, prefix,
-                  env["AIRFLOW_VAR_RAGOPS_ARTIFACT_ROOT"], minio, weaviate, hosts, corpus)
+                  env["AIRFLOW_VAR_RAGOPS_ARTIFACT_ROOT"], minio, weaviate, hosts, corpus, backing=backing, llm=llm)
         sys.stderr.write(f"\n[e2e] cluster up in {time.monotonic() - started:.0f}s (API {base_url})\n")
         yield e2e
     finally:
         if api is not None:
             api.close()
+        llm.stop()
         leftovers = e2e_cluster.stop()
         if leftovers:
             sys.stderr.write(f"[e2e] needed SIGKILL: {leftovers}\n")
@@ -314,6 +348,19 @@ def cluster(pytestconfig, pg_dsn) -> Iterator[E2E]:
             _psql_admin(pg_dsn, f"DROP DATABASE IF EXISTS {METADATA_DB} WITH (FORCE)")
         except Exception as exc:  # noqa: BLE001 - best effort; the next session drops it anyway
             sys.stderr.write(f"[e2e] could not drop {METADATA_DB}: {exc!r}\n")
+
+
+# The deployment's task policy ($AIRFLOW_HOME/config/airflow_local_settings.py): the tier keeps the
+# DAGs' retries but waits seconds, not DEFAULT_ARGS' 30 s doubling, between them.
+_FAST_RETRIES = """
+from datetime import timedelta
+
+
+def task_policy(task):
+    if task.retries:
+        task.retry_delay = timedelta(seconds=5)
+        task.retry_exponential_backoff = 0
+"""
 
 
 def _fernet_key() -> str:

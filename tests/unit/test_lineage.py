@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -166,3 +167,13 @@ def test_a_least_privilege_role_runs_tasks_without_migrating(registry):
             cur.execute(f"DROP OWNED BY {role}")
             cur.execute(f"DROP ROLE {role}")
         admin.close()
+
+
+def test_a_nul_character_in_a_record_is_stored_not_refused(registry):
+    """jsonb refuses U+0000; a DQ failure example quoting a document that holds one (a SciFact
+    abstract does) must not fail the run that records it."""
+    run = registry.start_run("rag_index", "nul-run")
+    registry.record_dq(run, "documents", "corpus", False, {"evaluated": 1},
+                       [{"doc_id": "d1", "text": "PHENYLALANINE\x00TOXICITY"}])
+    (row,) = registry.dq_results(run)
+    assert "PHENYLALANINE\ufffdTOXICITY" in json.dumps(row, ensure_ascii=False)

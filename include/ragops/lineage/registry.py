@@ -514,4 +514,16 @@ class Registry:
 
 
 def _json(obj: Any) -> psycopg2.extras.Json:
-    return psycopg2.extras.Json(json.loads(json.dumps(obj, default=str)))
+    return psycopg2.extras.Json(_without_nul(json.loads(json.dumps(obj, default=str))))
+
+
+def _without_nul(value: Any) -> Any:
+    """Postgres' jsonb refuses U+0000 (a data-quality failure example can quote a document holding
+    one): it becomes U+FFFD, the replacement character, in keys and values alike."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
