@@ -12,6 +12,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 [ -d /usr/share/doc/postgresql-doc-15/html ] || need_apt+=(postgresql-doc-15)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)  # the Celery broker of tests/e2e
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the browser of tests/browser (Playwright drives it)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
