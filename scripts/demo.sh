@@ -2,6 +2,7 @@
 # The main job on embedded defaults: sets everything up, then runs the bundle's DAGs on the demo
 # corpus (the PostgreSQL 15 manual from Debian's postgresql-doc-15) through `airflow dags test`:
 #   rag_index -> rag_synthetic_data -> rag_finetune_embeddings -> rag_index (re-embeds if promoted)
+#   -> rag_train_reranker (LTR) -> rag_evaluate
 # and prints what was built, its metrics and its lineage. Safe to re-run: unchanged inputs are
 # recognised by their content hashes and nothing is rebuilt.
 #   DEMO_PAGES=all bash scripts/demo.sh     # the whole manual (~1,200 pages) instead of a subset
@@ -30,6 +31,12 @@ run_dag rag_finetune_embeddings '{"epochs": 1, "max_steps": 40, "batch_size": 16
 # Scheduled on the model asset in a deployment; run explicitly here. A rejected candidate leaves
 # the production model as it was, and this run then finds nothing to do.
 run_dag rag_index "{\"sources\": [{\"type\": \"demo\", \"subset\": $subset}]}"
+# The second stage: a LambdaRank reranker trained on the synthetic data, gated against the first
+# stage alone on held-out queries and each guard set (a rejection is a successful run).
+run_dag rag_train_reranker '{"kind": "ltr"}'
+# Continuous evaluation of the live query path on every set the registry knows (no LLM here: the
+# judge is a named fallback); its results feed the control plane's trends (scripts/ui.sh).
+run_dag rag_evaluate '{}'
 
 python -m ragops report
 # The query path that evaluation and the service use, with citations (no LLM here: the answer is
