@@ -11,7 +11,6 @@ session's tmp dir. The process, log and REST helpers are the e2e tier's (tests/e
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.e2e.cluster import AirflowApi, Cluster, free_port, wait_for
+from tests.e2e.cluster import AirflowApi, Cluster, describe_run, free_port, scrubbed_environ, wait_for
 from tests.e2e.topology import POOLS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +35,6 @@ USERS = {"admin": "admin", "viewer": "viewer"}   # user -> SimpleAuthManager rol
 # the DAGs this tier runs (unpaused; the scheduler makes no cron or asset runs, see below)
 DAG_IDS = ("rag_index", "rag_synthetic_data", "rag_collection_rollback", "rag_model_rollback",
            *(["rag_evaluate"] if (REPO / "dags" / "rag_evaluate.py").exists() else []))
-_SCRUB_PREFIXES = ("AIRFLOW", "RAGOPS_", "WEAVIATE_", "MINIO_", "AWS_", "PYTHONPATH")
 
 
 @dataclass
@@ -80,18 +78,7 @@ class Airflow:
         return run if run["state"] in {"success", "failed"} else None
 
     def describe(self, dag_id: str, run_id: str) -> str:
-        lines = [f"{dag_id} {run_id}:"]
-        try:
-            tis = self.api.task_instances(dag_id, run_id)
-        except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
-            return f"{lines[0]} (task instances unreadable: {exc!r})"
-        for ti in sorted(tis, key=lambda t: (t["task_id"], t["map_index"])):
-            lines.append(f"  {ti['task_id']}[{ti['map_index']}] {ti['state']} try {ti.get('try_number')}")
-            if ti["state"] in {"failed", "up_for_retry"}:
-                for log in (self.root / "airflow" / "logs").glob(
-                        f"dag_id={dag_id}/run_id={run_id}/task_id={ti['task_id']}/**/*.log"):
-                    lines.append(f"  --- {log}:\n{log.read_text(errors='replace')[-4000:]}")
-        return "\n".join(lines)
+        return describe_run(self.api, dag_id, run_id, [self.root / "airflow" / "logs"])
 
 
 def component_env(root: Path, pg_dsn: str, schema: str, api_port: int, passwords_file: Path) -> dict[str, str]:
@@ -99,7 +86,7 @@ def component_env(root: Path, pg_dsn: str, schema: str, api_port: int, passwords
     users, and the ragops connection and variables (registry schema, embedded store, local artifacts)."""
     pg = urlparse(pg_dsn)
     api = f"http://127.0.0.1:{api_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+    env = scrubbed_environ()
     env.update({
         "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
         "PYTHONPATH": f"{REPO / 'include'}:{REPO}",

@@ -51,6 +51,32 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
                        + (f"\n{diagnose()}" if diagnose else ""))
 
 
+# What a test process's environment must not leak into Airflow components started for a tier
+# (they get the tier's own settings): the e2e cluster and the browser tier's stack alike.
+SCRUB_PREFIXES = ("AIRFLOW", "RAGOPS_", "WEAVIATE_", "MINIO_", "AWS_", "PYTHONPATH")
+
+
+def scrubbed_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)}
+
+
+def describe_run(api: AirflowApi, dag_id: str, run_id: str, log_dirs: list[Path]) -> str:
+    """A run's task states and hosts, with the task logs of whatever failed (read from ``log_dirs``)."""
+    lines = [f"{dag_id} {run_id}:"]
+    try:
+        tis = api.task_instances(dag_id, run_id)
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
+        return f"{lines[0]} (task instances unreadable: {exc!r})"
+    for ti in sorted(tis, key=lambda t: (t["task_id"], t["map_index"])):
+        lines.append(f"  {ti['task_id']}[{ti['map_index']}] {ti['state']} on {ti.get('hostname')} "
+                     f"try {ti.get('try_number')}")
+        if ti["state"] in {"failed", "up_for_retry"}:
+            for logs in log_dirs:
+                for log in logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={ti['task_id']}/**/*.log"):
+                    lines.append(f"  --- {log}:\n{log.read_text(errors='replace')[-4000:]}")
+    return "\n".join(lines)
+
+
 @dataclass
 class Process:
     name: str

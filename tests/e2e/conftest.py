@@ -18,7 +18,6 @@ in its home) for a post-mortem until the next session.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -33,7 +32,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import topology
-from tests.e2e.cluster import AirflowApi, Cluster, free_port, wait_for
+from tests.e2e.cluster import AirflowApi, Cluster, describe_run, free_port, scrubbed_environ, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 E2E_ROOT = REPO / ".local" / "e2e"
@@ -41,8 +40,6 @@ METADATA_DB = "airflow_e2e"
 STARTUP_TIMEOUT = 300  # all components, on a loaded 2-core machine
 DAG_IDS = ("rag_index", "rag_synthetic_data", "rag_finetune_embeddings", "rag_collection_rollback",
            "rag_model_rollback")
-# what the test process's environment must not leak into the components (they get topology's)
-_SCRUB_PREFIXES = ("AIRFLOW", "RAGOPS_", "WEAVIATE_", "MINIO_", "AWS_", "PYTHONPATH")
 
 pytestmark = pytest.mark.e2e
 
@@ -145,23 +142,11 @@ class E2E:
 
     def describe(self, dag_id: str, run_id: str) -> str:
         """Task states, hosts, and the task logs of whatever failed (read from the workers' log folders)."""
-        lines = [f"{dag_id} {run_id}:"]
-        try:
-            tis = self.api.task_instances(dag_id, run_id)
-        except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
-            return f"{lines[0]} (task instances unreadable: {exc!r})"
-        for ti in sorted(tis, key=lambda t: (t["task_id"], t["map_index"])):
-            lines.append(f"  {ti['task_id']}[{ti['map_index']}] {ti['state']} on {ti.get('hostname')} "
-                         f"try {ti.get('try_number')}")
-            if ti["state"] in {"failed", "up_for_retry", "upstream_failed"} and ti["state"] != "upstream_failed":
-                for host in self.hosts.values():
-                    for log in host.logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={ti['task_id']}/**/*.log"):
-                        lines.append(f"  --- {log}:\n{log.read_text(errors='replace')[-4000:]}")
-        return "\n".join(lines)
+        return describe_run(self.api, dag_id, run_id, [host.logs for host in self.hosts.values()])
 
 
 def _base_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+    env = scrubbed_environ()
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     env["PYTHONPATH"] = f"{REPO / 'include'}:{REPO}"
     env["AIRFLOW_HOME"] = str(home)
