@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -77,8 +76,6 @@ class Backing:
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            self.thaw_minio()
-        with contextlib.suppress(Exception):
             self._services("stop", "all")
         with contextlib.suppress(Exception):
             self._pg_ctl("stop", "-m", "immediate")
@@ -96,16 +93,6 @@ class Backing:
 
     def start_service(self, name: str) -> None:
         self._services("start", name)
-
-    def _pid(self, name: str) -> int:
-        return int((self.root / "services" / f"{name}.pid").read_text())
-
-    def freeze_minio(self) -> None:
-        """SIGSTOP: the server holds every request it has not answered (a hung object store)."""
-        os.kill(self._pid("minio"), signal.SIGSTOP)
-
-    def thaw_minio(self) -> None:
-        os.kill(self._pid("minio"), signal.SIGCONT)
 
     # -- helpers --------------------------------------------------------------------------------
     def _services(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -82,6 +82,7 @@ class E2E:
     triggered: list[tuple[str, str]] = field(default_factory=list)
     backing: Any = None     # tests.e2e.backing.Backing: the servers the fault tests restart
     llm: Any = None         # tests.llm_server.LLMTestServer behind the ragops_llm connection
+    upload_gate: Any = None  # tests.e2e.upload_gate.UploadGate: the workers' way to MinIO
 
     def registry(self) -> Any:
         from ragops.lineage import Registry
@@ -208,6 +209,7 @@ def backing(pytestconfig) -> Iterator[Any]:
 def cluster(pytestconfig, backing) -> Iterator[E2E]:
     from urllib.parse import urlparse
 
+    from tests.e2e.upload_gate import UploadGate
     from tests.llm_server import LLMTestServer
     from tests.services import skip_loudly
 
@@ -228,9 +230,11 @@ def cluster(pytestconfig, backing) -> Iterator[E2E]:
     wv = urlparse(weaviate["WEAVIATE_URL"])
     mn = urlparse(minio["MINIO_ENDPOINT_URL"])
     api_port, redis_port = free_port(), free_port()
+    # the workers reach MinIO through a relay the fault tests can hold mid-upload (tests/e2e/upload_gate.py)
+    gate = UploadGate((mn.hostname, mn.port)).start()
     endpoints = topology.Endpoints(
         postgres=(pg.hostname, pg.port), redis=("127.0.0.1", redis_port), weaviate=(wv.hostname, wv.port),
-        weaviate_grpc=int(weaviate.get("WEAVIATE_GRPC_PORT") or 50051), minio=(mn.hostname, mn.port),
+        weaviate_grpc=int(weaviate.get("WEAVIATE_GRPC_PORT") or 50051), minio=gate.address,
         api=("127.0.0.1", api_port), metadata_db=METADATA_DB, lineage_db=pg.path.lstrip("/"),
         bucket=minio.get("MINIO_BUCKET") or "ragops")
     password = secrets.token_urlsafe(16)
@@ -317,13 +321,15 @@ def cluster(pytestconfig, backing) -> Iterator[E2E]:
         for dag_id in DAG_IDS:
             api.set_paused(dag_id, False)
         e2e = E2E(api, e2e_cluster, run_id, f"E2e{run_id}", schema, pg_dsn, endpoints.bucket, prefix,
-                  env["AIRFLOW_VAR_RAGOPS_ARTIFACT_ROOT"], minio, weaviate, hosts, corpus, backing=backing, llm=llm)
+                  env["AIRFLOW_VAR_RAGOPS_ARTIFACT_ROOT"], minio, weaviate, hosts, corpus, backing=backing, llm=llm,
+                  upload_gate=gate)
         sys.stderr.write(f"\n[e2e] cluster up in {time.monotonic() - started:.0f}s (API {base_url})\n")
         yield e2e
     finally:
         if api is not None:
             api.close()
         llm.stop()
+        gate.stop()
         leftovers = e2e_cluster.stop()
         if leftovers:
             sys.stderr.write(f"[e2e] needed SIGKILL: {leftovers}\n")

@@ -13,8 +13,9 @@ Faults, combined into two runs to keep the file short:
   moved; no code hook);
 - ``rag_synthetic_data`` with the LLM generator: a 429/timeout storm from the LLM endpoint, Postgres
   (lineage registry and Airflow's metadata DB: one cluster) restarted while answers arrive, and the
-  dataset upload cut: MinIO frozen once the upload began, the uploading worker SIGKILLed, MinIO
-  stopped and started again.
+  dataset upload cut: the workers' relay to MinIO (tests/e2e/upload_gate.py) holds every request
+  once the dataset's "incomplete" manifest is stored, the uploading worker is SIGKILLed there,
+  then MinIO is stopped and started again.
 
 A killed worker is started again at once (a supervisor's restart); its task is found by its
 missing heartbeat and retried. Tasks' retry delay is seconds here (the cluster's task policy).
@@ -23,7 +24,6 @@ missing heartbeat and retried. Tasks' retry delay is seconds here (the cluster's
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -36,13 +36,7 @@ from tests.e2e.cluster import wait_for
 from tests.e2e.conftest import E2E, E2E_ROOT
 from tests.e2e.topology import WORKERS
 
-# Opt-in until its two timing- and state-sensitive checks hold in the full suite: in the full run of
-# 2026-11-23 the mid-upload kill landed after the upload had finished, and the index test's "every
-# usable artifact is whole" check tripped on the finetuned model the lifecycle test wrote without
-# the directory marker (docs/reliability.md). Run it with RAGOPS_FAULT_TIER=1.
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
-    os.environ.get("RAGOPS_FAULT_TIER") != "1",
-    reason="the fault tier is opt-in (RAGOPS_FAULT_TIER=1): not yet stable in the full suite")]
+pytestmark = pytest.mark.e2e
 
 PG_DOCS = Path("/usr/share/doc/postgresql-doc-15/html")
 # three manual pages of ~14 kB (~70 chunks of 96 tokens, three shards): on 2 shared cores each
@@ -276,23 +270,23 @@ def test_synthetic_data_survives_an_llm_storm_a_postgres_restart_and_a_cut_uploa
     took = e2e.backing.restart_postgres()
     _log(evidence, "postgres restarted", {"seconds": round(took, 1), "answered": llm.answered_total})
 
-    # 2. the dataset upload cut: MinIO frozen once the upload began, the uploader SIGKILLed,
-    #    MinIO stopped, started again
+    # 2. the dataset upload cut: the workers' relay to MinIO holds every request once the dataset's
+    #    "incomplete" manifest is stored (tests/e2e/upload_gate.py), the uploader is SIGKILLed while
+    #    blocked on its first file, then MinIO is stopped and started again
     s3 = e2e.s3()
-
-    def manifest_written() -> str | None:
-        listed = s3.list_objects_v2(Bucket=e2e.bucket, Prefix=f"{e2e.prefix}/datasets/")
-        return next((o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".ragops-manifest.json")), None)
-
-    ti = _until("the dataset's register task", lambda: _running(e2e, "rag_synthetic_data", run_id, "register"), e2e)
-    # its first write is the "incomplete" manifest: watched closely (MinIO only, no API calls)
-    begun = {"ti": ti, "manifest": wait_for("the dataset upload to begin", manifest_written, STEP_TIMEOUT,
-                                            interval=0.01)}
-    e2e.backing.freeze_minio()
-    _kill_worker(e2e, begun["ti"], evidence, "mid-upload of the dataset (MinIO frozen)")
-    e2e.backing.thaw_minio()
-    manifest = json.loads(s3.get_object(Bucket=e2e.bucket, Key=begun["manifest"])["Body"].read())
-    _log(evidence, "dataset manifest when killed", {"complete": manifest.get("complete"),
+    gate = e2e.upload_gate
+    # armed now, before the register task starts: only its save_dataset PUTs a manifest under datasets/
+    gate.hold_after_put(f"/{e2e.prefix}/datasets/", ".ragops-manifest.json")
+    try:
+        assert gate.wait_held(STEP_TIMEOUT), "the dataset upload never began"
+        ti = _until("the uploading register task", lambda: _running(e2e, "rag_synthetic_data", run_id, "register"),
+                    e2e, timeout=60)
+        _kill_worker(e2e, ti, evidence, "mid-upload of the dataset (held after its manifest)")
+    finally:
+        gate.release()
+    key = gate.held_request.split(" ")[1].split("?")[0].removeprefix(f"/{e2e.bucket}/")
+    manifest = json.loads(s3.get_object(Bucket=e2e.bucket, Key=key)["Body"].read())
+    _log(evidence, "dataset manifest when killed", {"key": key, "complete": manifest.get("complete"),
                                                     "files": len(manifest.get("files", {}))})
     e2e.backing.stop_service("minio")
     _log(evidence, "minio stopped", None)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from tests.unit.training_data import SCIFACT, save_pairs_dataset
 
+from ragops.artifacts import MANIFEST, ArtifactStore
 from ragops.training.compute import ENTRYPOINT, TrainingRequest, entrypoint_args
 
 pytestmark = pytest.mark.skipif(not SCIFACT.exists(), reason="needs ../shared/data/scifact-dev")
@@ -74,6 +75,7 @@ def test_trains_checkpoints_resumes_and_is_idempotent(dataset, base_model_path, 
     assert metrics["device"] == "cpu" and metrics["peak_rss_mb"] > 0 and metrics["train_loss"] > 0
     assert (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
     assert (out / "model" / "model.safetensors").exists() and (out / "model" / "modules.json").exists()
+    assert ArtifactStore(out).dir_complete("model"), "the model folder is not published whole (manifest)"
     config = json.loads((out / "training_config.json").read_text())
     assert config["inputs"]["negatives"] is True and config["inputs"]["batch_size"] == 8
     assert logged_steps(out) == [1, 2]
@@ -146,6 +148,7 @@ def test_remote_output_is_mirrored_and_a_fresh_pod_resumes_from_it(dataset, base
     assert {"metrics.json", "training_config.json", "training_log.jsonl", "model/model.safetensors",
             "checkpoints/checkpoint-2/trainer_state.json"} <= files
     assert not any(f.startswith("model/model/") for f in files)
+    assert ArtifactStore(uri).dir_complete("model"), "the uploaded model has no final manifest"
 
     assert train_embeddings.main([*common, "--max-steps", "4", "--work-dir", str(tmp_path / "pod2")]) == 0
     metrics = json.loads(fs.cat(f"{root}/metrics.json"))
@@ -154,3 +157,30 @@ def test_remote_output_is_mirrored_and_a_fresh_pod_resumes_from_it(dataset, base
     steps = [json.loads(line)["step"] for line in fs.cat(f"{root}/training_log.jsonl").decode().splitlines()]
     assert steps == [1, 2, 3, 4]
     assert not any(f.startswith("model/model/") for f in (p.removeprefix(root + "/") for p in fs.find(root)))
+
+
+def test_a_model_upload_cut_short_never_looks_finished(tmp_path, monkeypatch):
+    """The pod killed or the store gone mid-upload: the model folder's manifest still says
+    "incomplete", so the task's store refuses it and a retry publishes it again, whole."""
+    from ragops.training import train_embeddings
+
+    uri = f"memory://ragops-test/{tmp_path.name}/cut"
+    output = train_embeddings.Output(uri, tmp_path / "work", {})
+    (output.dir / "model").mkdir()
+    (output.dir / "model" / "config.json").write_text("{}")
+    (output.dir / "model" / "model.safetensors").write_bytes(b"w" * 4096)
+
+    def cut(*args, **kwargs):
+        raise ConnectionResetError("object store went away mid-upload")
+
+    monkeypatch.setattr(output.fs, "put", cut)
+    with pytest.raises(ConnectionResetError):
+        output.publish_dir("model")
+    store = ArtifactStore(uri)
+    assert json.loads(output.fs.cat(f"{output.root}/model/{MANIFEST}"))["complete"] is False
+    assert not store.dir_complete("model")
+
+    monkeypatch.undo()
+    output.publish_dir("model")  # the retry
+    assert store.dir_complete("model")
+    assert sorted(store.read_json(f"model/{MANIFEST}")["files"]) == ["config.json", "model.safetensors"]

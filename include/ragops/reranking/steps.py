@@ -137,7 +137,8 @@ def entrypoint_args(pairs_uri: str, output_uri: str, hyper: RerankerHyperparamet
 # -- 3. train -----------------------------------------------------------------------------------
 def finished(svc: Services, output_uri: str, *, skipped: bool) -> TrainedReranker | None:
     rel = svc.artifacts.rel_of(output_uri)
-    if not (svc.artifacts.exists(f"{rel}/{METRICS_FILE}") and svc.artifacts.exists(f"{rel}/model/reranker.json")):
+    # a model folder published whole (manifest final), by this task (LTR) or by the trainer
+    if not (svc.artifacts.exists(f"{rel}/{METRICS_FILE}") and svc.artifacts.dir_complete(f"{rel}/model")):
         return None
     metrics = svc.artifacts.read_json(f"{rel}/{METRICS_FILE}")
     return TrainedReranker(svc.artifacts.uri(f"{rel}/model"), skipped,

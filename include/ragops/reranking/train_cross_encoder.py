@@ -78,6 +78,19 @@ def dir_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+# The completeness record of a published folder: ragops.artifacts.MANIFEST, which the task's
+# ArtifactStore verifies (this file imports nothing from ragops).
+MANIFEST = ".ragops-manifest.json"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Output:
     """The output location: a local folder, or a remote prefix mirrored from a local work dir."""
 
@@ -117,6 +130,18 @@ class Output:
             self.fs.put(f"{src}/", f"{self.root}/{rel}", recursive=True)
         elif src.exists():
             self.fs.put_file(str(src), f"{self.root}/{rel}")
+
+    def publish_dir(self, rel: str) -> None:
+        """Publishes a folder of the work dir whole, as ragops' ArtifactStore does (its readers check
+        it with ``dir_complete``): a manifest of every file's size and SHA-256, said "incomplete"
+        before the files go up and "complete" after them, so a kill mid-upload never leaves a folder
+        that looks finished. The manifest's name and shape are ragops.artifacts' MANIFEST."""
+        folder = self.dir / rel
+        files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256_file(p)}
+                 for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+        self.write_json(f"{rel}/{MANIFEST}", {"version": 1, "files": files, "complete": False})
+        self.push(rel)
+        self.write_json(f"{rel}/{MANIFEST}", {"version": 1, "files": files, "complete": True})
 
 
 def resolve_model_dir(ref: str, scratch: Path, storage_options: dict[str, Any]) -> Path:
@@ -221,7 +246,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(model_dir)
     model.save_pretrained(str(model_dir))
     (model_dir / "reranker.json").write_text(json.dumps(META, indent=2, sort_keys=True))
-    output.push("model")
+    output.publish_dir("model")  # whole, or not at all
     metrics = {"inputs_hash": inputs_hash, "kind": "cross-encoder", "global_step": trainer.state.global_step,
                "epochs": round(float(trainer.state.epoch or 0), 4), "train_loss": float(result.training_loss),
                "runtime_s": round(runtime, 2), "rows": len(pairs),

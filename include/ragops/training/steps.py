@@ -83,9 +83,10 @@ def resolve_inputs(svc: Services, params: FinetuneParams, run: RunRef,
 
 # -- 2. train -----------------------------------------------------------------------------------
 def finished_model(svc: Services, inputs: TrainingInputs, *, skipped: bool) -> TrainedModel | None:
-    """The trainer's finished output at this run's output location, if it is there."""
+    """The trainer's finished output at this run's output location, if it is there: its metrics and
+    a model folder published whole (its manifest final, every file there), not merely begun."""
     rel = svc.artifacts.rel_of(inputs.output_uri)
-    if not (svc.artifacts.exists(f"{rel}/{METRICS_FILE}") and svc.artifacts.exists(f"{rel}/model/config.json")):
+    if not (svc.artifacts.exists(f"{rel}/{METRICS_FILE}") and svc.artifacts.dir_complete(f"{rel}/model")):
         return None
     metrics = svc.artifacts.read_json(f"{rel}/{METRICS_FILE}")
     return TrainedModel(svc.artifacts.uri(f"{rel}/model"), skipped,

@@ -128,6 +128,19 @@ def local_path(uri: str) -> Path:
     return Path(uri.removeprefix("file://"))
 
 
+# The completeness record of a published folder: ragops.artifacts.MANIFEST, which the task's
+# ArtifactStore verifies (this file imports nothing from ragops).
+MANIFEST = ".ragops-manifest.json"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Output:
     """The output location: a local folder, or a remote prefix mirrored from a local work dir."""
 
@@ -169,6 +182,18 @@ class Output:
             self.fs.put(f"{src}/", f"{self.root}/{rel}", recursive=True)
         elif src.exists():
             self.fs.put_file(str(src), f"{self.root}/{rel}")
+
+    def publish_dir(self, rel: str) -> None:
+        """Publishes a folder of the work dir whole, as ragops' ArtifactStore does (its readers check
+        it with ``dir_complete``): a manifest of every file's size and SHA-256, said "incomplete"
+        before the files go up and "complete" after them, so a kill mid-upload never leaves a folder
+        that looks finished. The manifest's name and shape are ragops.artifacts' MANIFEST."""
+        folder = self.dir / rel
+        files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256_file(p)}
+                 for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+        self.write_json(f"{rel}/{MANIFEST}", {"version": 1, "files": files, "complete": False})
+        self.push(rel)
+        self.write_json(f"{rel}/{MANIFEST}", {"version": 1, "files": files, "complete": True})
 
     def pull_last_checkpoint(self) -> None:
         """Brings the remote's last checkpoint into the work dir (a fresh pod after preemption)."""
@@ -386,7 +411,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if model_dir.exists():
         shutil.rmtree(model_dir)
     model.save_pretrained(str(model_dir))
-    output.push("model")
+    output.publish_dir("model")  # whole, or not at all
     output.push("training_log.jsonl")
     metrics = {
         "inputs_hash": inputs_hash,
