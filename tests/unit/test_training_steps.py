@@ -55,6 +55,14 @@ def fake_model(svc: Services, rel: str, marker: str) -> str:
     return svc.artifacts.uri(rel)
 
 
+def publish_as_the_trainer(svc: Services, rel: str) -> None:
+    """The manifest the trainer writes last (train_embeddings.Output.publish_dir): without it the
+    task takes the folder for an upload cut short."""
+    from ragops.artifacts import MANIFEST, build_manifest
+
+    svc.artifacts.write_json(f"{rel}/{MANIFEST}", {**build_manifest(svc.artifacts.local_path(rel)), "complete": True})
+
+
 def test_inputs_name_the_dataset_the_base_model_and_an_output_keyed_by_them(svc, run):
     with pytest.raises(InvalidInput, match="run rag_synthetic_data first"):
         steps.resolve_inputs(svc, FinetuneParams(), run, TrainingConfig())
@@ -89,10 +97,19 @@ def test_train_runs_the_pod_once_then_finds_the_finished_model(svc, run):
     def pod(args):  # what the GPU pod leaves at the output location
         launched.append(list(args))
         fake_model(svc, f"{out}/model", "trained")
+        publish_as_the_trainer(svc, f"{out}/model")
         svc.artifacts.write_json(f"{out}/metrics.json", {"global_step": 3, "model_uri": "x", "inputs_hash": "h"})
 
     with pytest.raises(InvalidInput, match="GPU pod"):
         steps.train(svc, inputs)  # outside a task nothing can start a pod
+
+    def pod_cut_short(args):  # files and metrics there, the model's manifest never final (killed mid-upload)
+        fake_model(svc, f"{out}/model", "partial")
+        svc.artifacts.write_json(f"{out}/metrics.json", {"global_step": 3, "model_uri": "x", "inputs_hash": "h"})
+
+    svc.run_trainer_pod = pod_cut_short
+    with pytest.raises(RuntimeError, match="left no finished model"):
+        steps.train(svc, inputs)
     svc.run_trainer_pod = pod  # what the task runtime does: a KubernetesPodOperator within the task
     trained = steps.train(svc, inputs)
     assert launched == [list(inputs.args)] and trained.skipped is False
@@ -229,6 +246,7 @@ def test_finetune_in_process_is_one_recorded_run(svc, base_model_path):
     scratch = RunRef("scratch", "scratch", "scratch")
     out = svc.artifacts.rel_of(steps.resolve_inputs(svc, params, scratch, TrainingConfig()).output_uri)
     save_broken_model(base_model_path, svc.artifacts.local_path(f"{out}/model"))
+    publish_as_the_trainer(svc, f"{out}/model")
     svc.artifacts.write_json(f"{out}/metrics.json", {"global_step": 1, "model_uri": "x"})
 
     summary = finetune_in_process(svc, params, "cli__1")
