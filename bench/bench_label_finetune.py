@@ -11,6 +11,13 @@ bench/bench_rerank.py does for the base one::
     python -m ragops index-beir --path ../shared/data/scifact-dev --collection SciFact --split dev-eval \\
         --chunk-size 256 --chunk-overlap 0
     python bench/bench_label_finetune.py --path ../shared/data/scifact-dev --collection SciFact --epochs 2
+    python bench/bench_label_finetune.py --path ../shared/data/scifact-dev --collection SciFact --epochs 2 \
+        --hard-negatives --from-base --candidate-alias SciFactHN --out bench/out/label_finetune_hn.json
+
+``--hard-negatives``: each train row gets a hard negative mined from the live collection (never a
+document labelled relevant to its query, never within the margin of its positive's score).
+``--from-base``: the base model is put back in production first, so that the gate judges the
+candidate against it (as it judged the first candidate) rather than against an earlier finetune.
 
 Writes ``bench/out/label_finetune.json``.
 """
@@ -66,21 +73,27 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--chunk-size", type=int, default=256, help="as the base collection was chunked")
     parser.add_argument("--chunk-overlap", type=int, default=0)
+    parser.add_argument("--hard-negatives", action="store_true", help="mine a hard negative per train row")
+    parser.add_argument("--from-base", action="store_true", help="gate against the base model (roll back first)")
+    parser.add_argument("--candidate-alias", default=None, help="the candidate's collection (default: <collection>FT)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "label_finetune.json"))
     args = parser.parse_args()
 
     from ragops.cli.common import services
     from ragops.labels import import_labels
+    from ragops.models import rollback
     from ragops.training.compute import TrainingConfig
     from ragops.training.params import FinetuneParams
     from ragops.training.pipeline import finetune_in_process
     from ragops.vocabulary import Compute
 
     svc = services()
+    if args.from_base:
+        rollback(svc.registry, 1, reason="bench: gate the candidate against the base model")
     started, timings = time.perf_counter(), {}
     t0 = time.perf_counter()
     imported = import_labels(svc, str(Path(args.path) / "qrels" / f"{args.train_split}.tsv"),
-                             alias=args.collection, merge_with="none")
+                             alias=args.collection, merge_with="none", hard_negatives=args.hard_negatives)
     timings["import_labels_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     params = FinetuneParams(dataset_version=imported.dataset.version, epochs=args.epochs,
@@ -92,7 +105,7 @@ def main() -> int:
     print(f"gate on the held-out slice of {args.train_split}: {summary.get('decision')}: {summary.get('reasons')}")
 
     # the candidate's collection, whatever the gate said: dev-eval tells whether the gate was right
-    alias = f"{args.collection}FT"
+    alias = args.candidate_alias or f"{args.collection}FT"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "ragops", "index-beir", "--path", args.path, "--collection", alias,
                     "--split", args.eval_split, "--chunk-size", str(args.chunk_size),

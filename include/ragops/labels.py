@@ -19,6 +19,11 @@ labels file, the chunk set and, when merged, the version it extends):
   already in the base version stays on its side; a new document's side is a seeded hash of its
   id. A query whose documents fall on both sides keeps only its test rows (no query is trained
   on and tested on).
+- **Hard negatives** (``hard_negatives=True``): each train row gets a passage the live collection
+  ranks high for its query, from a document not labelled relevant to it and scoring below
+  ``(1 - margin)`` x the positive's similarity; a row none qualifies for leaves the train split
+  (counted as ``no_negative``). On SciFact this made the label finetune's lift reach the hybrid
+  (bench/README.md).
 
 The rows carry every column the embedding finetune reads (``query``, ``positive``, ``negative``,
 ``doc_id``, ``chunk_id``), so ``rag_finetune_embeddings`` learns from such a version as from a
@@ -56,6 +61,8 @@ LABEL_COLUMNS = (*COLUMNS, "label_source")
 IMPORTED_KIND = "imported"            # the ``kind`` of an imported row (synthetic rows: llm | heading | ict)
 DEFAULT_TEST_RATIO = 0.2
 DEFAULT_SEED = 13                     # the synthetic dataset's default seed: documents keep their side
+NEGATIVES_K = 50                      # candidates searched per labelled query for a hard negative
+NEGATIVE_MARGIN = 0.05                # skip candidates within 5% of the positive's score (likely unlabelled answers)
 FETCH_BATCH = 512
 
 
@@ -292,6 +299,33 @@ def merge_split(imported: Sequence[dict[str, Any]], base: Mapping[str, Sequence[
         dropped
 
 
+def with_hard_negatives(rows: Sequence[dict[str, Any]], chunks: CollectionChunks, labelled: LabelledQueries, *,
+                        margin: float = NEGATIVE_MARGIN) -> tuple[list[dict[str, Any]], int]:
+    """Rows given a hard negative from the collection: never a document labelled relevant to the
+    query, never a passage within ``margin`` of the positive's score. Rows that had one keep it;
+    rows none is found for are left out. Returns the rows and how many were left out."""
+    from types import SimpleNamespace
+
+    from ragops.synthetic.negatives import mine_hard_negatives, store_searcher
+
+    if not 0.0 <= margin < 1.0:
+        raise InvalidInput(f"negative_margin={margin} must lie in [0, 1)")
+    needed = [r for r in rows if not r.get("negative")]
+    if not needed:
+        return list(rows), 0
+    relevant = {labelled.queries.get(q): {d for d, grade in docs.items() if grade > 0}
+                for q, docs in labelled.qrels.items()}
+    mined, _ = mine_hard_negatives(needed, SimpleNamespace(encode=chunks.encode),
+                                   store_searcher(chunks.store, chunks.collection), k=NEGATIVES_K,
+                                   relative_margin=margin, excluded=lambda r: relevant.get(r["query"], set()))
+    by_key = {(r["query_id"], r["chunk_id"]): r for r in mined}
+    out = [by_key.get((r["query_id"], r["chunk_id"]), r) for r in rows]
+    kept = [r for r in out if r.get("negative")]
+    log.info("hard negatives: %d of %d train rows got one (margin %.2f); the rest left the train split",
+             len(needed) - (len(out) - len(kept)), len(needed), margin)
+    return kept, len(out) - len(kept)
+
+
 # -- the dataset version -------------------------------------------------------------------------
 def labelled_hash(splits: Mapping[str, Sequence[dict[str, Any]]]) -> str:
     return hash_object({name: [[row.get(c) for c in LABEL_COLUMNS] for row in splits[name]] for name in SPLITS})
@@ -333,10 +367,14 @@ def base_version(svc: Services, merge_with: int | str | None) -> Any:
 
 def import_labels(svc: Services, source: str, *, alias: str = DEFAULT_ALIAS, split: str | None = None,
                   merge_with: int | str | None = "latest", chunks_per_doc: int = 1,
-                  test_ratio: float = DEFAULT_TEST_RATIO, seed: int = DEFAULT_SEED,
-                  run_key: str | None = None) -> LabelsImport:
+                  test_ratio: float = DEFAULT_TEST_RATIO, seed: int = DEFAULT_SEED, hard_negatives: bool = False,
+                  negative_margin: float = NEGATIVE_MARGIN, run_key: str | None = None) -> LabelsImport:
     """Reads ``source``, maps its labels onto the live collection ``alias``, and records the
-    result (alone, or merged into ``merge_with``) as a usable version of the training dataset."""
+    result (alone, or merged into ``merge_with``) as a usable version of the training dataset.
+
+    ``hard_negatives``: each train row without a negative gets one mined from the collection
+    (``with_hard_negatives``); a row none can be found for leaves the train split, counted in
+    ``dropped["no_negative"]``, since the trainer takes triplets only when every row has one."""
     found = read_labels(source, split)
     chunks = collection_chunks(svc, alias)
     imported, dropped = label_rows(found.labelled, chunks, chunks_per_doc=chunks_per_doc)
@@ -348,6 +386,9 @@ def import_labels(svc: Services, source: str, *, alias: str = DEFAULT_ALIAS, spl
         if base is not None else None
     splits, split_dropped = merge_split(imported, base_rows, test_ratio=test_ratio, seed=seed)
     dropped.update(split_dropped)
+    if hard_negatives:
+        splits["train"], dropped["no_negative"] = with_hard_negatives(splits["train"], chunks, found.labelled,
+                                                                      margin=negative_margin)
     if not splits["train"] or not splits["test"]:
         raise InvalidInput(f"labels {source!r}: the split by document left the "
                            f"{'train' if not splits['train'] else 'test'} split empty "
@@ -370,7 +411,8 @@ def import_labels(svc: Services, source: str, *, alias: str = DEFAULT_ALIAS, spl
         params={"generator": "imported", "labels_id": labels_art.id, "labels_format": found.format,
                 "labels_level": found.labelled.level, "collection": chunks.collection,
                 "chunk_set_id": chunks.chunk_set_id, "chunks_per_doc": chunks_per_doc, "test_ratio": test_ratio,
-                "seed": seed, "merged_with": base.id if base else None, "columns": list(LABEL_COLUMNS)},
+                "seed": seed, "merged_with": base.id if base else None, "columns": list(LABEL_COLUMNS),
+                "hard_negatives": {"k": NEGATIVES_K, "margin": negative_margin} if hard_negatives else None},
         metrics={**split_stats(splits), "label_sources": dict(sources), "imported_rows": len(imported),
                  "dropped": dict(dropped)},
         status=Status.USABLE, run_key=run_key, parents=parents)

@@ -20,6 +20,7 @@ from ragops.labels import (
     label_sources_of,
     merge_split,
     read_labels,
+    with_hard_negatives,
 )
 from ragops.retrieval_eval import LabelledQueries
 from ragops.synthetic.dataset import dataset_rows, query_id
@@ -170,6 +171,62 @@ def test_import_merges_into_a_base_version_with_label_sources_and_lineage(corpus
 
     pairs, _ = load_pairs(svc.artifacts.local_path(svc.artifacts.rel_of(art.uri)).as_posix(), "train", {})
     assert set(pairs.column_names) >= {"anchor", "positive"} and len(pairs) == result.dataset.rows_train
+
+
+def test_hard_negatives_skip_every_labelled_document_and_passages_near_the_positive(chunks, monkeypatch):
+    queries = {f"q{i}": q for i, (q, _) in enumerate(GOLDEN)}
+    own = {f"q{i}": f"{SOURCE}:{d}" for i, (_, d) in enumerate(GOLDEN)}
+    # What the collection ranks first for each query among other documents: labelled relevant
+    # too, so it must never come back as that query's negative.
+    vectors = chunks.encode(list(queries.values()))
+    first_foreign = {}
+    for qid, vector in zip(queries, vectors):
+        hits = chunks.store.vector_search(chunks.collection, vector.tolist(), 20)
+        first_foreign[qid] = next(h.properties["doc_id"] for h in hits if h.properties["doc_id"] != own[qid])
+    labelled = LabelledQueries(queries, {q: {own[q]: 1, first_foreign[q]: 1} for q in queries}, "doc")
+    rows, _ = label_rows(labelled, chunks)
+    rows = [r for r in rows if r["doc_id"] == own[next(q for q, t in queries.items() if t == r["query"])]]
+
+    mined, left_out = with_hard_negatives(rows, chunks, labelled, margin=0.0)
+    assert left_out == 0 and len(mined) == len(rows)
+    for row in mined:
+        qid = next(q for q, t in queries.items() if t == row["query"])
+        negative_doc = chunks.rows[row["negative_chunk_id"]]["doc_id"]
+        assert negative_doc not in {own[qid], first_foreign[qid]}
+        assert row["negative"] and row["negative"] != row["positive"]
+    # With a margin, a negative scores at most (1 - margin) x the positive's similarity: the
+    # passages nearer than that are likelier unlabelled answers than negatives.
+    qvec = dict(zip((r["query"] for r in rows), chunks.encode([r["query"] for r in rows])))
+    near = with_hard_negatives(rows, chunks, labelled, margin=0.5)[0]
+    changed = 0
+    for row, before in zip(near, mined):
+        vecs = chunks.vectors([row["chunk_id"], row["negative_chunk_id"]])
+        positive, negative = (float(vecs[c] @ qvec[row["query"]]) for c in (row["chunk_id"], row["negative_chunk_id"]))
+        assert negative <= 0.5 * positive + 1e-4
+        changed += row["negative_chunk_id"] != before["negative_chunk_id"]
+    assert changed, "a margin of 0.5 changed no negative: the margin is not applied"
+    # A row no negative can be found for leaves the train split, counted: one candidate searched,
+    # and each golden query's first hit is its own document.
+    monkeypatch.setattr("ragops.labels.NEGATIVES_K", 1)
+    kept, left_out = with_hard_negatives(rows, chunks, labelled, margin=0.0)
+    assert kept == [] and left_out == len(rows)
+    with pytest.raises(InvalidInput, match="negative_margin"):
+        with_hard_negatives(rows, chunks, labelled, margin=1.0)
+
+
+def test_an_import_with_hard_negatives_trains_on_triplets(corpus, tmp_path):
+    from ragops.training.train_embeddings import load_pairs
+
+    svc = corpus.svc
+    labels = golden_jsonl(tmp_path / "golden.jsonl", [{"query": q, "doc_id": f"{SOURCE}:{d}"} for q, d in GOLDEN])
+    result = import_labels(svc, str(labels), alias=corpus.alias, merge_with="none", test_ratio=0.3,
+                           hard_negatives=True, negative_margin=0.0)
+    art = corpus.registry.get_artifact(result.dataset.dataset_id)
+    assert art.params["hard_negatives"] == {"k": 50, "margin": 0.0} and result.dropped.get("no_negative") == 0
+    stored = dataset_rows(svc.artifacts, svc.artifacts.rel_of(art.uri))
+    assert stored["train"] and all(r["negative"] for r in stored["train"])
+    pairs, _ = load_pairs(svc.artifacts.local_path(svc.artifacts.rel_of(art.uri)).as_posix(), "train", {})
+    assert pairs.column_names == ["anchor", "positive", "negative"]
 
 
 def test_the_cli_imports_labels_alone(corpus, tmp_path, monkeypatch, capsys):

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ragops.cli.common import run_id, services, show
-from ragops.labels import DEFAULT_SEED, DEFAULT_TEST_RATIO
+from ragops.labels import DEFAULT_SEED, DEFAULT_TEST_RATIO, NEGATIVE_MARGIN
 from ragops.vocabulary import DEFAULT_ALIAS
 
 
@@ -26,6 +26,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--chunks-per-doc", type=int, default=1, help="chunks a document-level label maps to")
     p.add_argument("--test-ratio", type=float, default=DEFAULT_TEST_RATIO, help="share of new documents in test")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the split by document")
+    p.add_argument("--hard-negatives", action="store_true",
+                   help="mine a hard negative per train row from the collection (never a labelled document)")
+    p.add_argument("--negative-margin", type=float, default=NEGATIVE_MARGIN,
+                   help="skip candidates scoring within this fraction of the positive's score")
     p.add_argument("--run-id", default=None)
     p.set_defaults(run=run_import)
 
@@ -39,6 +43,7 @@ def run_import(args: argparse.Namespace) -> None:
     with recorded_run(svc, "ragops_cli_import_labels", run_id(args.run_id), params) as run:
         result = import_labels(svc, args.labels, alias=args.collection, split=args.split, merge_with=args.merge_with,
                                chunks_per_doc=args.chunks_per_doc, test_ratio=args.test_ratio, seed=args.seed,
+                               hard_negatives=args.hard_negatives, negative_margin=args.negative_margin,
                                run_key=run.ref.run_key)
         run.summary = result.to_xcom()
     show("imported labels", run.summary)
