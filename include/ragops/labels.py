@@ -315,15 +315,15 @@ def with_hard_negatives(rows: Sequence[dict[str, Any]], chunks: CollectionChunks
         return list(rows), 0
     relevant = {labelled.queries.get(q): {d for d, grade in docs.items() if grade > 0}
                 for q, docs in labelled.qrels.items()}
-    mined, _ = mine_hard_negatives(needed, SimpleNamespace(encode=chunks.encode),
-                                   store_searcher(chunks.store, chunks.collection), k=NEGATIVES_K,
-                                   relative_margin=margin, excluded=lambda r: relevant.get(r["query"], set()))
+    mined, found = mine_hard_negatives(
+        needed, SimpleNamespace(encode=chunks.encode), store_searcher(chunks.store, chunks.collection),
+        k=NEGATIVES_K, relative_margin=margin, positive_vectors=chunks.vectors([r["chunk_id"] for r in needed]),
+        excluded=lambda r: relevant.get(r["query"], set()))
     by_key = {(r["query_id"], r["chunk_id"]): r for r in mined}
-    out = [by_key.get((r["query_id"], r["chunk_id"]), r) for r in rows]
-    kept = [r for r in out if r.get("negative")]
+    kept = [row for r in rows if (row := by_key.get((r["query_id"], r["chunk_id"]), r)).get("negative")]
     log.info("hard negatives: %d of %d train rows got one (margin %.2f); the rest left the train split",
-             len(needed) - (len(out) - len(kept)), len(needed), margin)
-    return kept, len(out) - len(kept)
+             found, len(needed), margin)
+    return kept, len(needed) - found
 
 
 # -- the dataset version -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ scoring within ``relative_margin`` of the positive's own score (sentence-transfo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ragops.documents import embedding_text_of
@@ -26,6 +26,7 @@ Searcher = Callable[[Any, int], list[list[dict[str, Any]]]]
 
 def mine_hard_negatives(records: Sequence[dict[str, Any]], embedder: Embedder, search: Searcher, *, k: int = 10,
                         skip_top: int = 0, relative_margin: float | None = None,
+                        positive_vectors: Mapping[str, Any] | None = None,
                         excluded: Callable[[dict[str, Any]], set[str]] | None = None
                         ) -> tuple[list[dict[str, Any]], int]:
     """Adds ``negative`` (and ``negative_chunk_id``) to each record; ``None`` where no foreign hit
@@ -33,7 +34,8 @@ def mine_hard_negatives(records: Sequence[dict[str, Any]], embedder: Embedder, s
 
     ``excluded(record)``: more documents never taken as its negative (say, the other documents
     labelled relevant to its query). ``relative_margin``: a hit scoring above ``(1 - margin)`` x
-    the query's similarity to its positive is skipped."""
+    the query's similarity to its positive is skipped; ``positive_vectors`` (chunk id -> stored
+    vector) spares encoding the positives the collection already holds (the rest are encoded)."""
     if not records:
         return [], 0
     import numpy as np
@@ -41,7 +43,11 @@ def mine_hard_negatives(records: Sequence[dict[str, Any]], embedder: Embedder, s
     vectors = np.asarray(embedder.encode([r["query"] for r in records]), dtype=np.float32)
     ceilings: list[float | None] = [None] * len(records)
     if relative_margin is not None:
-        positives = np.asarray(embedder.encode([r["positive"] for r in records]), dtype=np.float32)
+        known = positive_vectors or {}
+        missing = [i for i, r in enumerate(records) if r.get("chunk_id") not in known]
+        encoded = dict(zip(missing, embedder.encode([records[i]["positive"] for i in missing]))) if missing else {}
+        positives = np.stack([np.asarray(encoded[i] if i in encoded else known[r["chunk_id"]], dtype=np.float32)
+                              for i, r in enumerate(records)])
         similarity = np.sum(_unit(vectors) * _unit(positives), axis=1)
         ceilings = [float(s) * (1.0 - relative_margin) for s in similarity]
     found = search(vectors, k)
