@@ -96,8 +96,9 @@ def main() -> int:
                              alias=args.collection, merge_with="none", hard_negatives=args.hard_negatives)
     timings["import_labels_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
+    # The gate scores the models in the served mode of the live collection (training/served.py).
     params = FinetuneParams(dataset_version=imported.dataset.version, epochs=args.epochs,
-                            batch_size=args.batch_size, compute=Compute.LOCAL)
+                            batch_size=args.batch_size, compute=Compute.LOCAL, alias=args.collection)
     summary = finetune_in_process(svc, params, f"bench-label-finetune-{int(time.time())}",
                                   config=TrainingConfig(compute=Compute.LOCAL))
     timings["finetune_pipeline_s"] = round(time.perf_counter() - t0, 2)

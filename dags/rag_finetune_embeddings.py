@@ -11,11 +11,15 @@ Finetunes the embedding model on the synthetic query dataset and promotes it onl
    the output location (keyed by the inputs) is not trained again.
 3. **register_candidate**: the model becomes a `candidate` version in the lineage registry.
 4. **evaluate**: base, live (production) and candidate through one evaluator (nDCG@10, MRR@10,
-   Recall@k at every Matryoshka dim) on the dataset's test split and the optional guard sets; the
-   report and a chart are saved as artifacts (the task log prints the chart's URL; the UI's
-   "RAG artifacts" menu lists them).
+   Recall@k at every Matryoshka dim) on the dataset's test split and the optional guard sets, and
+   in the served mode of the live collection `alias` (`served-hybrid`: the test queries through
+   the service's query path, hybrid with the collection's fusion, over a pool of its top hits,
+   each model encoding the pool itself); the report and a chart are saved as artifacts (the task
+   log prints the chart's URL; the UI's "RAG artifacts" menu lists them).
 5. **gate**: promote only if the candidate beats the live model by `margin` on nDCG@10 at full
-   dim and regresses nowhere beyond `guard_tolerance`. A rejection is a successful run, recorded
+   dim in the served mode and regresses nowhere beyond `guard_tolerance` (the test split at every
+   dim is then a guard). Without a searchable live collection the test split is the primary set,
+   named in the log and the report's `skipped_sets`. A rejection is a successful run, recorded
    with its reasons.
 6. **promote**: one registry transaction (the old production version is archived), and the model
    asset `ragops://model/embeddings` is emitted, which re-embeds the collection (`rag_index`).
@@ -42,7 +46,7 @@ Roll back with `rag_model_rollback`.
 default local), `ragops_artifact_root` (object storage for pods), `ragops_lineage_schema`.
 
 **Params** (`ragops.training.params.FinetuneParams`): `dataset_version`, `base_model`, `epochs`,
-`batch_size`, `lr`, `matryoshka_dims`, `max_steps`, `checkpoint_steps`, `seed`, `margin`,
+`batch_size`, `lr`, `matryoshka_dims`, `max_steps`, `checkpoint_steps`, `seed`, `alias`, `margin`,
 `guard_tolerance`, `ks`, `compute`, `golden_queries`, `beir_folder`, `beir_split`,
 `beir_max_queries`, `beir_distractors`, `require_approval`, `approval_timeout_hours`.
 """

@@ -205,9 +205,13 @@ def test_hard_negatives_skip_every_labelled_document_and_passages_near_the_posit
         assert negative <= 0.5 * positive + 1e-4
         changed += row["negative_chunk_id"] != before["negative_chunk_id"]
     assert changed, "a margin of 0.5 changed no negative: the margin is not applied"
-    # A row no negative can be found for leaves the train split, counted: one candidate searched,
-    # and each golden query's first hit is its own document.
+    # One candidate searched first (each golden query's first hit is its own document): the
+    # deeper search finds the same negatives the wider first search did.
     monkeypatch.setattr("ragops.labels.NEGATIVES_K", 1)
+    deep, left_out = with_hard_negatives(rows, chunks, labelled, margin=0.0)
+    assert left_out == 0 and [r["negative_chunk_id"] for r in deep] == [r["negative_chunk_id"] for r in mined]
+    # A row no negative can be found for, even deeper, leaves the train split, counted.
+    monkeypatch.setattr("ragops.labels.NEGATIVES_MAX_K", 1)
     kept, left_out = with_hard_negatives(rows, chunks, labelled, margin=0.0)
     assert kept == [] and left_out == len(rows)
     with pytest.raises(InvalidInput, match="negative_margin"):
@@ -222,7 +226,7 @@ def test_an_import_with_hard_negatives_trains_on_triplets(corpus, tmp_path):
     result = import_labels(svc, str(labels), alias=corpus.alias, merge_with="none", test_ratio=0.3,
                            hard_negatives=True, negative_margin=0.0)
     art = corpus.registry.get_artifact(result.dataset.dataset_id)
-    assert art.params["hard_negatives"] == {"k": 50, "margin": 0.0} and result.dropped.get("no_negative") == 0
+    assert art.params["hard_negatives"] == {"k": 50, "max_k": 500, "margin": 0.0} and result.dropped.get("no_negative") == 0
     stored = dataset_rows(svc.artifacts, svc.artifacts.rel_of(art.uri))
     assert stored["train"] and all(r["negative"] for r in stored["train"])
     pairs, _ = load_pairs(svc.artifacts.local_path(svc.artifacts.rel_of(art.uri)).as_posix(), "train", {})

@@ -2,14 +2,18 @@
 
 The evaluator itself (sets, metrics per dim, the chart) is ``ragops.training.evaluate``; this step
 gathers the sets (the dataset's test split, optional golden and BEIR guard sets), materialises the
-three models on this worker, and saves the report and chart as artifacts. The record it returns
+three models on this worker, scores them in the live collection's served mode
+(``ragops.training.served``: the primary set when the collection can be searched, the test split
+then a guard), and saves the report and chart as artifacts. The record it returns
 holds their URIs and the headline numbers; the gate reads the whole report from the store.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from ragops.errors import InvalidInput
 from ragops.hashing import short
 from ragops.models import ModelRef, resolve_embedding_model
 from ragops.services import Services
@@ -43,6 +47,7 @@ def evaluate_candidate(svc: Services, params: FinetuneParams, inputs: TrainingIn
     paths = {label: svc.model_path(model) for label, model in models.items()}
     dims = list(inputs.hyperparameters.matryoshka_dims) or _all_dims(paths["candidate"])
     report = evaluate_models(paths, test_rows, dims, params.ks, guard_sets=guards)
+    add_served_set(svc, params.alias, test_rows, paths, report)
     for label, model in models.items():  # where each model is, not where this worker cached it
         entry = report["models"][label]
         entry.pop("path", None)
@@ -56,6 +61,32 @@ def evaluate_candidate(svc: Services, params: FinetuneParams, inputs: TrainingIn
     log.info("%s on %s at %s dims: %s", PRIMARY_METRIC, primary, full, headline)
     return Evaluation(uris["report_uri"], uris["chart_uri"], primary, tuple(report["dims"]), report["model_ids"],
                       report["artifact_ids"], headline)
+
+
+def add_served_set(svc: Services, alias: str, test_rows: list[dict[str, Any]], paths: dict[str, str],
+                   report: dict[str, Any]) -> None:
+    """Scores every model in the served mode of the live collection ``alias`` (``training.served``)
+    and makes that set the primary one, the test split a guard. Without a searchable live
+    collection the test split stays primary, and the report says why (``skipped_sets``)."""
+    from ragops.training.served import SERVED_SET, served_metrics, served_pool
+
+    try:
+        pool = served_pool(svc, alias, test_rows)
+    except (InvalidInput, ValueError) as exc:  # no such alias, no query encoder here, an empty split
+        why = f"{type(exc).__name__}: {exc}"
+        log.warning("gate without the served-mode set (%s): the test split stays the primary set", why)
+        report["skipped_sets"] = {SERVED_SET: why}
+        return
+    full = str(report["dims"][0])
+    scored: dict[str, dict[str, float]] = {}
+    for label, path in paths.items():
+        if str(path) not in scored:
+            scored[str(path)] = served_metrics(pool, str(path))
+        report["models"][label]["metrics"][SERVED_SET] = {full: scored[str(path)]}
+    log.info("%s on %s (%s): %s", PRIMARY_METRIC, SERVED_SET, pool.path.collection,
+             {label: report["models"][label]["metrics"][SERVED_SET][full][PRIMARY_METRIC] for label in paths})
+    report["sets"] = {SERVED_SET: pool.describe(), **{name: {**s, "guard": True} for name, s in report["sets"].items()}}
+    report["primary_set"] = SERVED_SET
 
 
 def _all_dims(model_path: str) -> list[int]:

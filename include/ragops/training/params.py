@@ -9,8 +9,10 @@ from ragops.params import ParamSpec, param
 from ragops.training.evaluate import DEFAULT_KS
 from ragops.training.gate import DEFAULT_GUARD_TOLERANCE, DEFAULT_MARGIN
 from ragops.vocabulary import (
+    ALIAS_PATTERN,
     BASE_MODEL_NAME,
     DATASET_NAME,
+    DEFAULT_ALIAS,
     LEARNING_RATE,
     MATRYOSHKA_DIMS,
     MODEL_NAME,
@@ -36,8 +38,12 @@ class FinetuneParams(ParamSpec):
     checkpoint_steps: int = param(100, "Checkpoint every N steps; a restarted trainer resumes from the last one.",
                                   minimum=1)
     seed: int = param(42, "Seed for data order and initialisation.")
-    margin: float = param(DEFAULT_MARGIN, "Required nDCG@10 gain over the live model (full dim, test split) to "
-                                          "promote.", minimum=0)
+    alias: str = param(DEFAULT_ALIAS, "The live collection the gate scores each model in, as it serves (hybrid "
+                                      "with its fusion, over a pool of its top hits for the test queries).",
+                       pattern=ALIAS_PATTERN)
+    margin: float = param(DEFAULT_MARGIN, "Required nDCG@10 gain over the live model (full dim, in the served mode; "
+                                          "the test split alone when the collection cannot be searched) to promote.",
+                          minimum=0)
     guard_tolerance: float = param(DEFAULT_GUARD_TOLERANCE, "Largest nDCG@10 loss allowed on any other dim or "
                                                             "guard set.", minimum=0)
     ks: list[int] = param(description="Recall@k cut-offs.", factory=lambda: list(DEFAULT_KS),
