@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_label_finetune import ROOT, first_stage_table
+from bench_label_finetune import ROOT, dataset_test_rows, first_stage_table
 
 
 def main() -> int:
@@ -39,15 +39,10 @@ def main() -> int:
     from ragops.cli.common import services
     from ragops.evaluation.sets import rows_labelled
     from ragops.retrieval import tune_fusion_report
-    from ragops.synthetic.dataset import load_dataset
-    from ragops.vocabulary import DATASET_NAME, ArtifactKind
+    from ragops.vocabulary import DATASET_NAME
 
     svc = services()
-    dataset = svc.registry.find_artifact(ArtifactKind.DATASET, DATASET_NAME, version=args.dataset_version)
-    if dataset is None:
-        raise SystemExit(f"--dataset-version {args.dataset_version}: no such version of {DATASET_NAME!r}")
-    rows = load_dataset(svc.artifacts, svc.artifacts.rel_of(dataset.uri))["test"].to_list()
-    heldout = rows_labelled(rows, "doc")
+    heldout = rows_labelled(dataset_test_rows(svc, args.dataset_version), "doc")
     labels = f"{DATASET_NAME} v{args.dataset_version} test split (held-out dev-train)"
     out = {"dataset_version": args.dataset_version, "heldout_queries": len(heldout.queries), "collections": {}}
     for alias in [*args.reference, *args.collections]:

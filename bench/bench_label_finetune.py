@@ -40,6 +40,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def dataset_test_rows(svc: Any, version: int) -> list[dict[str, Any]]:
+    """The test split of one version of the training dataset (for a labels import: the held-out
+    slice of the labels, which no model trained on)."""
+    from ragops.synthetic.dataset import load_dataset
+    from ragops.vocabulary import DATASET_NAME, ArtifactKind
+
+    dataset = svc.registry.find_artifact(ArtifactKind.DATASET, DATASET_NAME, version=version)
+    if dataset is None:
+        raise SystemExit(f"--dataset-version {version}: no such version of {DATASET_NAME!r}")
+    return load_dataset(svc.artifacts, svc.artifacts.rel_of(dataset.uri))["test"].to_list()
+
+
 def first_stage_table(svc: Any, alias: str, path: str, train_split: str, eval_split: str, *,
                       tune: bool) -> dict[str, Any]:
     """dense, keyword, hybrid (default RRF) and hybrid (the collection's fusion, tuned on

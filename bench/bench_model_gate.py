@@ -36,20 +36,17 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "model_gate.json"))
     args = parser.parse_args()
 
+    from bench_label_finetune import dataset_test_rows
     from ragops.cli.common import services
     from ragops.models import resolve_embedding_model
-    from ragops.synthetic.dataset import load_dataset
     from ragops.training.evaluate import DEFAULT_KS, evaluate_models, model_report
     from ragops.training.evaluation import add_served_set
     from ragops.training.gate import decide
     from ragops.training.served import SERVED_SET
-    from ragops.vocabulary import DATASET_NAME, MATRYOSHKA_DIMS, ArtifactKind
+    from ragops.vocabulary import MATRYOSHKA_DIMS
 
     svc = services()
-    dataset = svc.registry.find_artifact(ArtifactKind.DATASET, DATASET_NAME, version=args.dataset_version)
-    if dataset is None:
-        raise SystemExit(f"--dataset-version {args.dataset_version}: no such version of {DATASET_NAME!r}")
-    rows = load_dataset(svc.artifacts, svc.artifacts.rel_of(dataset.uri))["test"].to_list()
+    rows = dataset_test_rows(svc, args.dataset_version)
     models = {"live": resolve_embedding_model("production", svc.registry)}
     models |= {f"v{n}": resolve_embedding_model(f"v{n}", svc.registry) for n in args.candidates}
     paths = {label: svc.model_path(model) for label, model in models.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,17 @@ def index_corpus(registry: Any, root: Path, embedder: Any, *, alias: str = "Docs
     corpus.versions.append(live)
     corpus.ids[live] = {o.id for o in corpus.svc.store.iter_objects(live)}
     return corpus
+
+
+def indexed_corpus(pg_dsn: str, root: Path, embedder: Any) -> Iterator[Corpus]:
+    """A module fixture's body: the corpus indexed under ``root`` in a schema of its own, both
+    dropped afterwards (``yield from indexed_corpus(...)``)."""
+    registry = new_registry(pg_dsn)
+    try:
+        yield index_corpus(registry, root, embedder)
+    finally:
+        registry.drop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def golden_file(path: Path) -> Path:

@@ -5,11 +5,10 @@ and a labelled version the embedding trainer reads. The fixture corpus is indexe
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-from tests.service.corpus import GOLDEN, SOURCE, index_corpus, new_registry
+from tests.service.corpus import GOLDEN, SOURCE, indexed_corpus
 
 from ragops.errors import InvalidInput
 from ragops.labels import (
@@ -28,13 +27,7 @@ from ragops.synthetic.dataset import dataset_rows, query_id
 
 @pytest.fixture(scope="module")
 def corpus(pg_dsn, tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("labels")
-    registry = new_registry(pg_dsn)
-    try:
-        yield index_corpus(registry, root, embedder)
-    finally:
-        registry.drop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from indexed_corpus(pg_dsn, tmp_path_factory.mktemp("labels"), embedder)
 
 
 @pytest.fixture(scope="module")

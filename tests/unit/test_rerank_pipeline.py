@@ -5,10 +5,9 @@ evaluated against the first stage and the live reranker, gated, promoted, served
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from tests.service.corpus import index_corpus, new_registry
+from tests.service.corpus import indexed_corpus
 
 from ragops.reranking.params import RerankerParams
 from ragops.reranking.pipeline import train_reranker_in_process
@@ -16,13 +15,7 @@ from ragops.reranking.pipeline import train_reranker_in_process
 
 @pytest.fixture(scope="module")
 def corpus(pg_dsn, tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("rerank")
-    registry = new_registry(pg_dsn)
-    try:
-        yield index_corpus(registry, root, embedder)
-    finally:
-        registry.drop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from indexed_corpus(pg_dsn, tmp_path_factory.mktemp("rerank"), embedder)
 
 
 def chunk_labels(svc, alias, path):

@@ -3,10 +3,8 @@ LanceDB with MiniLM, citations from the real lineage, evaluation and fusion tuni
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from tests.service.corpus import GOLDEN, SOURCE, index_corpus, new_registry
+from tests.service.corpus import GOLDEN, SOURCE, indexed_corpus
 
 from ragops.retrieval import DEFAULT_FUSION, FusionConfig, Retriever, UnknownCollection, tune_fusion_report
 from ragops.retrieval_eval import LabelledQueries, evaluate_path, metrics_from_run, retrieve_run
@@ -14,13 +12,7 @@ from ragops.retrieval_eval import LabelledQueries, evaluate_path, metrics_from_r
 
 @pytest.fixture(scope="module")
 def corpus(pg_dsn, tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("retrieval")
-    registry = new_registry(pg_dsn)
-    try:
-        yield index_corpus(registry, root, embedder)
-    finally:
-        registry.drop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from indexed_corpus(pg_dsn, tmp_path_factory.mktemp("retrieval"), embedder)
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@ live collection's hits. The fixture corpus is indexed for real (LanceDB, MiniLM,
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from tests.service.corpus import GOLDEN, SOURCE, index_corpus, new_registry
+from tests.service.corpus import GOLDEN, SOURCE, indexed_corpus
 from tests.unit.training_data import save_broken_model
 
 from ragops.labels import collection_chunks, label_rows
@@ -20,13 +18,7 @@ from ragops.training.served import POOL_DEPTH, SERVED_SET, served_metrics, serve
 
 @pytest.fixture(scope="module")
 def corpus(pg_dsn, tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("served")
-    registry = new_registry(pg_dsn)
-    try:
-        yield index_corpus(registry, root, embedder)
-    finally:
-        registry.drop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from indexed_corpus(pg_dsn, tmp_path_factory.mktemp("served"), embedder)
 
 
 @pytest.fixture(scope="module")
