@@ -41,8 +41,7 @@ def main() -> int:
     from ragops.models import resolve_embedding_model
     from ragops.training.evaluate import DEFAULT_KS, evaluate_models, model_report
     from ragops.training.evaluation import add_served_set
-    from ragops.training.gate import decide
-    from ragops.training.served import SERVED_SET
+    from ragops.training.gate import SERVED_SET, decide
     from ragops.vocabulary import MATRYOSHKA_DIMS
 
     svc = services()

@@ -13,8 +13,8 @@ Finetunes the embedding model on the synthetic query dataset and promotes it onl
 4. **evaluate**: base, live (production) and candidate through one evaluator (nDCG@10, MRR@10,
    Recall@k at every Matryoshka dim) on the dataset's test split and the optional guard sets, and
    in the served mode of the live collection `alias` (`served-hybrid`: the test queries through
-   the service's query path, hybrid with the collection's fusion, over a pool of its top hits,
-   each model encoding the pool itself); the report and a chart are saved as artifacts (the task
+   the service's query path, hybrid with the collection's fusion, over a pool of its top hits
+   for at most `served_max_queries` test queries, each model encoding the pool itself); the report and a chart are saved as artifacts (the task
    log prints the chart's URL; the UI's "RAG artifacts" menu lists them).
 5. **gate**: promote only if the candidate beats the live model by `margin` on nDCG@10 at full
    dim in the served mode and regresses nowhere beyond `guard_tolerance` (the test split at every
@@ -46,7 +46,7 @@ Roll back with `rag_model_rollback`.
 default local), `ragops_artifact_root` (object storage for pods), `ragops_lineage_schema`.
 
 **Params** (`ragops.training.params.FinetuneParams`): `dataset_version`, `base_model`, `epochs`,
-`batch_size`, `lr`, `matryoshka_dims`, `max_steps`, `checkpoint_steps`, `seed`, `alias`, `margin`,
+`batch_size`, `lr`, `matryoshka_dims`, `max_steps`, `checkpoint_steps`, `seed`, `alias`, `served_max_queries`, `margin`,
 `guard_tolerance`, `ks`, `compute`, `golden_queries`, `beir_folder`, `beir_split`,
 `beir_max_queries`, `beir_distractors`, `require_approval`, `approval_timeout_hours`.
 """

@@ -12,8 +12,8 @@ from ragops.retrieval import Retriever
 from ragops.retrieval_eval import LabelledQueries
 from ragops.training.evaluate import evaluate_models, model_report
 from ragops.training.evaluation import add_served_set
-from ragops.training.gate import decide
-from ragops.training.served import POOL_DEPTH, SERVED_SET, served_metrics, served_path, served_pool
+from ragops.training.gate import SERVED_SET, decide
+from ragops.training.served import POOL_DEPTH, served_metrics, served_path, served_pool
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,11 @@ def test_the_live_model_on_its_pool_ranks_exactly_as_the_service_serves(corpus, 
     pooled = [[h.chunk_id for h in r.hits]
               for r in served_path(pool, base_model_path).search_many(queries, k=10, cite=False, similarity=False)]
     assert pooled == served and all(len(hits) == 10 for hits in served)
+    # A bound on the queries keeps the same sample whatever the rows' order.
+    three = served_pool(corpus.svc, corpus.alias, test_rows, max_queries=3)
+    again = served_pool(corpus.svc, corpus.alias, list(reversed(test_rows)), max_queries=3)
+    assert len(three.labelled.queries) == 3 and three.labelled.queries == again.labelled.queries
+    assert set(three.labelled.queries) < set(pool.labelled.queries)
     base = served_metrics(pool, base_model_path)
     # A model that retrieves badly ranks the same pool worse, keyword list and fusion alike.
     assert served_metrics(pool, broken_model)["ndcg@10"] < base["ndcg@10"] - 0.05

@@ -17,7 +17,7 @@ from ragops.errors import InvalidInput
 from ragops.hashing import short
 from ragops.models import ModelRef, resolve_embedding_model
 from ragops.services import Services
-from ragops.training.gate import PRIMARY_METRIC
+from ragops.training.gate import PRIMARY_METRIC, SERVED_SET
 from ragops.training.params import FinetuneParams
 from ragops.training.records import Evaluation, TrainingInputs
 
@@ -47,7 +47,7 @@ def evaluate_candidate(svc: Services, params: FinetuneParams, inputs: TrainingIn
     paths = {label: svc.model_path(model) for label, model in models.items()}
     dims = list(inputs.hyperparameters.matryoshka_dims) or _all_dims(paths["candidate"])
     report = evaluate_models(paths, test_rows, dims, params.ks, guard_sets=guards)
-    add_served_set(svc, params.alias, test_rows, paths, report)
+    add_served_set(svc, params.alias, test_rows, paths, report, max_queries=params.served_max_queries)
     for label, model in models.items():  # where each model is, not where this worker cached it
         entry = report["models"][label]
         entry.pop("path", None)
@@ -64,14 +64,14 @@ def evaluate_candidate(svc: Services, params: FinetuneParams, inputs: TrainingIn
 
 
 def add_served_set(svc: Services, alias: str, test_rows: list[dict[str, Any]], paths: dict[str, str],
-                   report: dict[str, Any]) -> None:
+                   report: dict[str, Any], *, max_queries: int | None = None) -> None:
     """Scores every model in the served mode of the live collection ``alias`` (``training.served``)
     and makes that set the primary one, the test split a guard. Without a searchable live
     collection the test split stays primary, and the report says why (``skipped_sets``)."""
-    from ragops.training.served import SERVED_SET, served_metrics, served_pool
+    from ragops.training.served import served_metrics, served_pool
 
     try:
-        pool = served_pool(svc, alias, test_rows)
+        pool = served_pool(svc, alias, test_rows, max_queries=max_queries)
     except (InvalidInput, ValueError) as exc:  # no such alias, no query encoder here, an empty split
         why = f"{type(exc).__name__}: {exc}"
         log.warning("gate without the served-mode set (%s): the test split stays the primary set", why)

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 PRIMARY_METRIC = "ndcg@10"
 DEFAULT_MARGIN = 0.005
 DEFAULT_GUARD_TOLERANCE = 0.01
+# The gate's primary set when the live collection can be searched (``training.served``), and the
+# default bound on its queries: at most 30k pooled passages for each model to encode.
+SERVED_SET = "served-hybrid"
+SERVED_MAX_QUERIES = 500
 # The registry name of the model gate's evaluations.
 GATE_EVALUATION_NAME = f"{MODEL_NAME}-gate"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ragops.approval import approval_timeout_param, require_approval_param
 from ragops.params import ParamSpec, param
 from ragops.training.evaluate import DEFAULT_KS
-from ragops.training.gate import DEFAULT_GUARD_TOLERANCE, DEFAULT_MARGIN
+from ragops.training.gate import DEFAULT_GUARD_TOLERANCE, DEFAULT_MARGIN, SERVED_MAX_QUERIES
 from ragops.vocabulary import (
     ALIAS_PATTERN,
     BASE_MODEL_NAME,
@@ -41,6 +41,9 @@ class FinetuneParams(ParamSpec):
     alias: str = param(DEFAULT_ALIAS, "The live collection the gate scores each model in, as it serves (hybrid "
                                       "with its fusion, over a pool of its top hits for the test queries).",
                        pattern=ALIAS_PATTERN)
+    served_max_queries: int = param(SERVED_MAX_QUERIES, "The served-mode set scores at most this many test queries "
+                                                        "(a fixed sample by query hash); each model encodes up to "
+                                                        "60 pooled passages a query.", minimum=1)
     margin: float = param(DEFAULT_MARGIN, "Required nDCG@10 gain over the live model (full dim, in the served mode; "
                                           "the test split alone when the collection cannot be searched) to promote.",
                           minimum=0)

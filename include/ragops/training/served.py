@@ -25,21 +25,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ragops.documents import embedding_text_of
+from ragops.hashing import sha256_text
 from ragops.retrieval.fusion import list_depth
 from ragops.stores.base import SearchHit
 from ragops.vocabulary import SearchMode
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ragops.retrieval.path import QueryPath
     from ragops.retrieval_eval import LabelledQueries
     from ragops.services import Services
 
 log = logging.getLogger(__name__)
 
-SERVED_SET = "served-hybrid"
 POOL_DEPTH = list_depth(10)     # each list's depth for the service's default top 10
 SCORED_K = 10                   # the gate compares nDCG@10 and MRR@10: nothing deeper is scored
 IMPORTED = "imported"
@@ -62,15 +62,25 @@ class ServedPool:
                     f"{POOL_DEPTH} per query, fused by {self.path.fusion.label}"]}
 
 
-def served_pool(svc: Services, alias: str, test_rows: Sequence[Mapping[str, Any]]) -> ServedPool:
+def served_pool(svc: Services, alias: str, test_rows: Sequence[Mapping[str, Any]], *,
+                max_queries: int | None = None) -> ServedPool:
     """The pool for ``test_rows`` (dataset rows with query, positive, chunk_id, doc_id) from the
-    collection ``alias`` points at now. Raises when that collection cannot be searched densely."""
+    collection ``alias`` points at now. Raises when that collection cannot be searched densely.
+
+    ``max_queries`` bounds the cost (every model encodes up to ``2 * POOL_DEPTH`` passages a
+    query): the queries first by hash are kept, the same sample whatever the rows' order."""
+    import numpy as np
+
     from ragops.evaluation.sets import rows_labelled
     from ragops.retrieval.retriever import Retriever
 
     rows = [dict(r) for r in test_rows if r.get("query") and r.get("positive") and r.get("chunk_id")]
     if not rows:
         raise ValueError("the dataset's test split has no row with a query and a positive")
+    distinct = sorted({r["query"] for r in rows}, key=sha256_text)
+    if max_queries is not None and len(distinct) > max_queries:
+        kept = set(distinct[:max_queries])
+        rows = [r for r in rows if r["query"] in kept]
     level = "doc" if all(r.get("label_source") == IMPORTED for r in rows) else "chunk"
     labelled = rows_labelled(rows, level)
     path = Retriever(svc, alias, cite=False).current()
@@ -104,6 +114,8 @@ class _PoolStore:
         self._pool, self._ids, self._matrix = pool, ids, matrix
 
     def vector_search(self, name: str, vector: Any, k: int = 10) -> list[SearchHit]:
+        import numpy as np
+
         scores = self._matrix @ np.asarray(vector, dtype=np.float32)
         top = np.argsort(-scores, kind="stable")[:k]
         return [SearchHit(self._ids[i], float(scores[i]), self._pool.properties[self._ids[i]]) for i in top]
@@ -115,6 +127,8 @@ class _PoolStore:
 def served_path(pool: ServedPool, model_path: str) -> QueryPath:
     """The query path one model (a local model folder) serves the pool through: its own vectors of
     the pool, the live keyword lists, the live collection's fusion."""
+    import numpy as np
+
     from ragops.embedding import Embedder
     from ragops.retrieval.path import QueryPath
 
