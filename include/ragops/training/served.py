@@ -29,7 +29,7 @@ from ragops.documents import embedding_text_of
 from ragops.hashing import sha256_text
 from ragops.retrieval.fusion import list_depth
 from ragops.stores.base import SearchHit
-from ragops.vocabulary import SearchMode
+from ragops.vocabulary import LabelSource, SearchMode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 POOL_DEPTH = list_depth(10)     # each list's depth for the service's default top 10
 SCORED_K = 10                   # the gate compares nDCG@10 and MRR@10: nothing deeper is scored
-IMPORTED = "imported"
 
 
 @dataclass
@@ -81,7 +80,7 @@ def served_pool(svc: Services, alias: str, test_rows: Sequence[Mapping[str, Any]
     if max_queries is not None and len(distinct) > max_queries:
         kept = set(distinct[:max_queries])
         rows = [r for r in rows if r["query"] in kept]
-    level = "doc" if all(r.get("label_source") == IMPORTED for r in rows) else "chunk"
+    level = "doc" if all(r.get("label_source") == LabelSource.IMPORTED for r in rows) else "chunk"
     labelled = rows_labelled(rows, level)
     path = Retriever(svc, alias, cite=False).current()
     if path.encode is None:
@@ -94,14 +93,19 @@ def served_pool(svc: Services, alias: str, test_rows: Sequence[Mapping[str, Any]
         dense = path.store.vector_search(path.collection, np.asarray(vector).tolist(), k=POOL_DEPTH)
         keyword[query] = path.store.keyword_search(path.collection, query, k=POOL_DEPTH)
         for hit in (*dense, *keyword[query]):
-            cid = str(hit.properties.get("chunk_id") or hit.id)
+            cid = _chunk_id(hit)
             texts.setdefault(cid, embedding_text_of(hit.properties))
             properties.setdefault(cid, {"chunk_id": cid, "doc_id": str(hit.properties.get("doc_id"))})
-    keyword = {q: [SearchHit(str(h.properties.get("chunk_id") or h.id), h.score, properties[str(
-        h.properties.get("chunk_id") or h.id)]) for h in hits] for q, hits in keyword.items()}
+    # The pool's hits are keyed by chunk id, whatever id the store gives an object.
+    keyword = {q: [SearchHit(_chunk_id(h), h.score, properties[_chunk_id(h)]) for h in hits]
+               for q, hits in keyword.items()}
     log.info("served-mode pool: %d passages from %s for %d test queries (%s level)", len(texts),
              path.collection, len(queries), level)
     return ServedPool(labelled, texts, properties, keyword, path)
+
+
+def _chunk_id(hit: SearchHit) -> str:
+    return str(hit.properties.get("chunk_id") or hit.id)
 
 
 class _PoolStore:
