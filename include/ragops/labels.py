@@ -322,7 +322,7 @@ def with_hard_negatives(rows: Sequence[dict[str, Any]], chunks: CollectionChunks
     relevant = {labelled.queries.get(q): {d for d, grade in docs.items() if grade > 0}
                 for q, docs in labelled.qrels.items()}
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
-    found, deep = 0, 0
+    found_per_pass: list[int] = []   # the first search, then the deeper one for the rows left
     for k in dict.fromkeys((NEGATIVES_K, max(NEGATIVES_K, NEGATIVES_MAX_K))):
         if not needed:
             break
@@ -331,11 +331,12 @@ def with_hard_negatives(rows: Sequence[dict[str, Any]], chunks: CollectionChunks
             k=k, relative_margin=margin, positive_vectors=chunks.vectors([r["chunk_id"] for r in needed]),
             excluded=lambda r: relevant.get(r["query"], set()))
         by_key.update({(r["query_id"], r["chunk_id"]): r for r in mined})
-        found, deep = found + got, (got if k != NEGATIVES_K else 0)
+        found_per_pass.append(got)
         needed = [r for r in mined if not r.get("negative")]
     kept = [row for r in rows if (row := by_key.get((r["query_id"], r["chunk_id"]), r)).get("negative")]
     log.info("hard negatives: %d train rows got one (%d of them from the deeper search to %d, margin %.2f); "
-             "%d found none and left the train split", found, deep, NEGATIVES_MAX_K, margin, len(needed))
+             "%d found none and left the train split", sum(found_per_pass), sum(found_per_pass[1:]),
+             NEGATIVES_MAX_K, margin, len(needed))
     return kept, len(needed)
 
 

@@ -10,7 +10,7 @@ from tests.unit.training_data import save_broken_model
 from ragops.labels import collection_chunks, label_rows
 from ragops.retrieval import Retriever
 from ragops.retrieval_eval import LabelledQueries
-from ragops.training.evaluate import evaluate_models, model_report
+from ragops.training.evaluate import chart_png, evaluate_models, model_report
 from ragops.training.evaluation import add_served_set
 from ragops.training.gate import SERVED_SET, decide
 from ragops.training.served import POOL_DEPTH, served_metrics, served_path, served_pool
@@ -68,6 +68,7 @@ def test_the_served_set_becomes_the_gates_primary_set_and_the_test_split_a_guard
     assert report["sets"][SERVED_SET]["guard"] is False and report["sets"]["synthetic-test"]["guard"] is True
     assert corpus.svc.store.get_alias(corpus.alias) in report["sets"][SERVED_SET]["notes"][0]
     assert set(report["models"]["candidate"]["metrics"][SERVED_SET]) == {"384"}
+    assert chart_png(report).startswith(b"\x89PNG")   # a panel for a set scored at one dim only
     decision = decide(model_report(report, "candidate"), model_report(report, "live"), margin=0.0)
     assert not decision.promote and decision.reasons[0].startswith(f"ndcg@10 on {SERVED_SET}@384")
     assert decision.inputs["primary_set"] == SERVED_SET

@@ -276,10 +276,10 @@ def chart_png(report: Mapping[str, Any], metric: str = "ndcg@10") -> bytes:
     set_names = list(report["sets"])
     fig, axes = plt.subplots(1, len(set_names), figsize=(5 * len(set_names), 4), squeeze=False)
     for ax, set_name in zip(axes[0], set_names):
-        dims: list[int] = []
+        # A set may be scored at fewer dims than the report's (the served set: the full one only).
+        scored = set().union(*(entry["metrics"][set_name] for entry in report["models"].values()))
+        dims = [d for d in report["dims"] if str(d) in scored]
         for label, entry in report["models"].items():
-            # A set may be scored at fewer dims than the report's (the served set: the full one only).
-            dims = [d for d in report["dims"] if str(d) in entry["metrics"][set_name]]
             values = [entry["metrics"][set_name][str(d)][metric] for d in dims]
             ax.plot(dims, values, marker="o", label=label)
         ax.set_title(f"{set_name} ({report['sets'][set_name]['queries']} queries)")
