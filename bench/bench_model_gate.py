@@ -3,12 +3,16 @@ the served-mode set) and in the live collection's served mode (``ragops.training
 gate's primary set now, the test split a guard)::
 
     python bench/bench_model_gate.py --collection SciFact --dataset-version 4 --candidates 2 3 4
+    python bench/bench_model_gate.py --collection SciFact --beir ../shared/data/scifact-dev --split dev-eval \
+        --candidates 2 3 4 --out bench/out/model_gate_dev_eval.json
 
 The production model and each candidate version are scored on one dataset version's test split
 (for bench/bench_label_finetune.py's versions: the held-out slice of dev-train, 131 claims; no
 candidate trained on it), then the gate's rule (``training.gate.decide``, default margin and guard
-tolerance) is applied to each candidate against production, once per judging. Nothing is recorded
-or promoted. Writes ``bench/out/model_gate.json``.
+tolerance) is applied to each candidate against production, once per judging. ``--beir`` judges on
+a BEIR split instead (dev-eval: where label-trained models are reported), its document labels
+mapped to the live collection's best chunks as ``import_labels`` maps them. Nothing is recorded or
+promoted. Writes ``bench/out/model_gate.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collection", default="SciFact", help="the live collection (alias) the models serve")
-    parser.add_argument("--dataset-version", type=int, required=True, help="whose test split judges")
+    parser.add_argument("--dataset-version", type=int, help="whose test split judges")
+    parser.add_argument("--beir", help="judge on a BEIR folder's qrels instead (with --split), mapped to the "
+                                       "live collection's chunks as an import maps them")
+    parser.add_argument("--split", default="dev-eval")
     parser.add_argument("--candidates", type=int, nargs="+", required=True, help="embedding model versions")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "model_gate.json"))
     args = parser.parse_args()
@@ -45,11 +52,19 @@ def main() -> int:
     from ragops.vocabulary import MATRYOSHKA_DIMS
 
     svc = services()
-    rows = dataset_test_rows(svc, args.dataset_version)
+    if args.beir:
+        from ragops.labels import collection_chunks, label_rows
+        from ragops.retrieval_eval import beir_labelled
+
+        rows, _ = label_rows(beir_labelled(args.beir, args.split), collection_chunks(svc, args.collection))
+    elif args.dataset_version:
+        rows = dataset_test_rows(svc, args.dataset_version)
+    else:
+        raise SystemExit("name the judging queries: --dataset-version N or --beir FOLDER")
     models = {"live": resolve_embedding_model("production", svc.registry)}
     models |= {f"v{n}": resolve_embedding_model(f"v{n}", svc.registry) for n in args.candidates}
     paths = {label: svc.model_path(model) for label, model in models.items()}
-    dims = sorted({384, *MATRYOSHKA_DIMS}, reverse=True)
+    dims = sorted(MATRYOSHKA_DIMS, reverse=True)
 
     started = time.perf_counter()
     report = evaluate_models(paths, rows, dims, DEFAULT_KS)
@@ -71,6 +86,7 @@ def main() -> int:
                            "served_mode": {"promote": new.promote, "reasons": new.reasons}}
     full = str(dims[0])
     out = {"collection": args.collection, "dataset_version": args.dataset_version,
+           "beir": args.beir and f"{args.beir} [{args.split}]",
            "models": {label: model.model_id for label, model in models.items()},
            "sets": report["sets"], "metrics": {label: entry["metrics"] for label, entry in report["models"].items()},
            "verdicts": verdicts, "timings": {"test_split_s": round(split_s, 1), "served_set_s": round(served_s, 1)}}
